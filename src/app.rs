@@ -1,0 +1,416 @@
+//! Wiring: command line → credentials, state, renderers → engine → exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use clap::Parser;
+
+use crate::cli::{Cli, ColorChoice, Command, MigrateArgs, SideArgs, StatusArgs};
+use crate::endpoint::Endpoint;
+use crate::engine::{Engine, Options, Server, endpoint_info};
+use crate::event::{Event, FORMAT_VERSION, RunStatus, Summary};
+use crate::exit;
+use crate::imap::{Credentials, Timeouts, TlsOptions};
+use crate::render::Sink;
+use crate::render::human::{HumanOptions, HumanSink};
+use crate::render::json::JsonSink;
+use crate::secret::{self, SecretSource};
+use crate::state::{self, JobIdentity, StateError, StateStore};
+
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Migrate(args) => migrate(*args),
+        Command::Status(args) => status(args),
+    }
+}
+
+/// Reports failures that happen before the engine runs, in the chosen output form, ending
+/// with a summary like every run.
+struct Early<'a> {
+    sink: &'a dyn Sink,
+    src: Option<&'a Endpoint>,
+    dst: Option<&'a Endpoint>,
+}
+
+impl Early<'_> {
+    fn fail(&self, message: String, code: i32) -> i32 {
+        self.sink.emit(&Event::Start {
+            format_version: FORMAT_VERSION,
+            tool: "btsx",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "migrate",
+            source: self.src.map(endpoint_info),
+            destination: self.dst.map(endpoint_info),
+            jobs: 0,
+            dry_run: false,
+            state_file: None,
+        });
+        self.sink.emit(&Event::Error {
+            message: message.clone(),
+            folder: None,
+        });
+        self.sink.emit(&Event::Summary(Summary {
+            status: RunStatus::Error,
+            exit_code: code,
+            folders: 0,
+            folders_failed: 0,
+            messages_total: 0,
+            messages_copied: 0,
+            messages_skipped: 0,
+            messages_failed: 0,
+            bytes_copied: 0,
+            duration_ms: 0,
+            messages_per_minute: 0.0,
+            bytes_per_second: 0.0,
+            reconnects_source: 0,
+            reconnects_destination: 0,
+            state_file: None,
+            error: Some(message),
+            per_folder: Vec::new(),
+            failures: Vec::new(),
+        }));
+        code
+    }
+}
+
+fn make_sink(args: &MigrateArgs) -> Arc<dyn Sink> {
+    if args.json {
+        return Arc::new(JsonSink::new(std::io::stdout()));
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let tty = std::io::stderr().is_terminal();
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty && !no_color,
+    };
+    Arc::new(HumanSink::new(HumanOptions {
+        bars: tty && !no_color,
+        color,
+        quiet: args.quiet,
+    }))
+}
+
+fn migrate(args: MigrateArgs) -> i32 {
+    let sink = make_sink(&args);
+
+    // The job: from the resume file, or from the command line.
+    let (job, state_path) = match &args.resume {
+        Some(file) => {
+            let early = Early {
+                sink: &*sink,
+                src: args.src.as_ref(),
+                dst: args.dst.as_ref(),
+            };
+            let data = match state::read(file) {
+                Ok(d) => d,
+                Err(e) => return early.fail(e.to_string(), exit::STATE),
+            };
+            for (given, saved, which) in [
+                (&args.src, &data.job.source, "SRC"),
+                (&args.dst, &data.job.destination, "DST"),
+            ] {
+                if let Some(g) = given
+                    && g != saved
+                {
+                    return early.fail(
+                        format!(
+                            "{which} {} disagrees with the job in {} ({}); leave out SRC and DST with --resume, or start a new job with another --state",
+                            g.url(),
+                            file.display(),
+                            saved.url()
+                        ),
+                        exit::USAGE,
+                    );
+                }
+            }
+            (data.job, file.clone())
+        }
+        None => {
+            let (Some(src), Some(dst)) = (args.src.clone(), args.dst.clone()) else {
+                let early = Early {
+                    sink: &*sink,
+                    src: None,
+                    dst: None,
+                };
+                return early.fail(
+                    "give SRC and DST, or --resume FILE".to_string(),
+                    exit::USAGE,
+                );
+            };
+            let job = JobIdentity {
+                source: src,
+                destination: dst,
+                folder_map: args.folder_map.clone(),
+                max_size: args.max_size.map(|b| b.as_u64()),
+                include: Vec::new(),
+                exclude: Vec::new(),
+                since: None,
+                before: None,
+            };
+            let path = args
+                .state
+                .clone()
+                .unwrap_or_else(|| state::default_path(&job));
+            (job, path)
+        }
+    };
+    let early = Early {
+        sink: &*sink,
+        src: Some(&job.source),
+        dst: Some(&job.destination),
+    };
+
+    let mut warnings = Vec::new();
+    let src_creds = match credentials(&args.side, &job.source, true, &mut warnings) {
+        Ok(c) => c,
+        Err(e) => return early.fail(e, exit::USAGE),
+    };
+    let dst_creds = match credentials(&args.side, &job.destination, false, &mut warnings) {
+        Ok(c) => c,
+        Err(e) => return early.fail(e, exit::USAGE),
+    };
+    let (src_tls, dst_tls) = match tls_options(&args.side) {
+        Ok(t) => t,
+        Err(e) => return early.fail(e, exit::USAGE),
+    };
+    if args.side.insecure {
+        warnings.push(
+            "--insecure: TLS certificates are not verified; anyone on the path can read the mail and the passwords"
+                .to_string(),
+        );
+    }
+    if args.side.plaintext {
+        warnings.push(
+            "--plaintext: imap:// connections are not encrypted; passwords and mail travel in clear text"
+                .to_string(),
+        );
+    }
+
+    // Dry runs change nothing, not even the state file.
+    let store = if args.dry_run {
+        None
+    } else {
+        match StateStore::open(&state_path, &job) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                let code = match e {
+                    StateError::Locked(_) => exit::LOCKED,
+                    StateError::Io(_) => exit::USAGE,
+                    StateError::Bad(_) | StateError::Foreign(_) => exit::STATE,
+                };
+                return early.fail(e.to_string(), code);
+            }
+        }
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_interrupt(cancel.clone());
+
+    let opts = Options {
+        jobs: usize::from(args.jobs),
+        retries: args.retries,
+        max_size: job.max_size,
+        timeouts: Timeouts {
+            connect: args.side.timeout.min(std::time::Duration::from_secs(30)),
+            io: args.side.timeout,
+        },
+        folder_map: job.folder_map.clone(),
+        dry_run: args.dry_run,
+        ..Options::default()
+    };
+    let engine = Engine::new(
+        Server {
+            endpoint: job.source.clone(),
+            creds: src_creds,
+            tls: src_tls,
+        },
+        Server {
+            endpoint: job.destination.clone(),
+            creds: dst_creds,
+            tls: dst_tls,
+        },
+        opts,
+        sink.clone(),
+        cancel,
+        store,
+    )
+    .with_warnings(warnings);
+    engine.run().summary.exit_code
+}
+
+/// First Ctrl-C / SIGTERM: stop taking work, save, summarise. Second: leave at once (the
+/// state file on disk is always a complete one).
+fn install_interrupt(cancel: Arc<AtomicBool>) {
+    let count = AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if count.fetch_add(1, Ordering::SeqCst) >= 1 {
+            std::process::exit(exit::INTERRUPTED);
+        }
+        cancel.store(true, Ordering::SeqCst);
+    });
+}
+
+fn credentials(
+    side: &SideArgs,
+    ep: &Endpoint,
+    source: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Credentials, String> {
+    let (file, cmd, env, label) = if source {
+        (
+            &side.src_password_file,
+            &side.src_password_command,
+            "BTSX_SRC_PASSWORD",
+            "source",
+        )
+    } else {
+        (
+            &side.dst_password_file,
+            &side.dst_password_command,
+            "BTSX_DST_PASSWORD",
+            "destination",
+        )
+    };
+    let src = if let Some(f) = file {
+        if secret::file_is_group_or_world_readable(f) {
+            warnings.push(format!(
+                "password file {} is readable by other users; chmod 600 it",
+                f.display()
+            ));
+        }
+        SecretSource::File(f.clone())
+    } else if let Some(c) = cmd {
+        SecretSource::Command(c.clone())
+    } else if std::env::var_os(env).is_some() {
+        SecretSource::Env(env.to_string())
+    } else if std::io::stdin().is_terminal() {
+        SecretSource::Prompt {
+            label: format!("{label} {}@{}", ep.user, ep.host),
+        }
+    } else {
+        let flag = if source { "src" } else { "dst" };
+        return Err(format!(
+            "no password for the {label} server: set {env}, or use --{flag}-password-file / --{flag}-password-command"
+        ));
+    };
+    let secret = secret::resolve(&src).map_err(|e| e.to_string())?;
+    Ok(Credentials {
+        user: ep.user.clone(),
+        secret,
+    })
+}
+
+fn read_ca(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read CA file {}: {} (give a PEM certificate file)",
+            path.display(),
+            e.kind()
+        )
+    })
+}
+
+fn tls_options(side: &SideArgs) -> Result<(TlsOptions, TlsOptions), String> {
+    let both = side.ca_file.as_deref().map(read_ca).transpose()?;
+    let one = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, String> {
+        match p {
+            Some(p) => Ok(Some(read_ca(p)?)),
+            None => Ok(both.clone()),
+        }
+    };
+    let mk = |ca| TlsOptions {
+        ca_pem: ca,
+        insecure: side.insecure,
+        plaintext: side.plaintext,
+    };
+    Ok((mk(one(&side.src_ca_file)?), mk(one(&side.dst_ca_file)?)))
+}
+
+fn status(args: StatusArgs) -> i32 {
+    let data = match state::read(&args.file) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("✗ {e}");
+            return exit::STATE;
+        }
+    };
+    let running = state::is_locked(&args.file);
+    let total: u64 = data.folders.values().map(|f| f.messages).sum();
+    let done: u64 = data
+        .folders
+        .values()
+        .map(|f| f.copied + f.skipped + f.failed)
+        .sum();
+    let percent = if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    };
+    let status = if running {
+        "running".to_string()
+    } else {
+        serde_json::to_value(data.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "format_version": FORMAT_VERSION,
+            "file": args.file.display().to_string(),
+            "status": status,
+            "running": running,
+            "source": data.job.source.url(),
+            "destination": data.job.destination.url(),
+            "updated": data.updated,
+            "messages_total": total,
+            "messages_done": done,
+            "percent": (percent * 10.0).round() / 10.0,
+            "folders": data.folders.values().collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "Job {} → {}",
+            data.job.source.url(),
+            data.job.destination.url()
+        );
+        println!("Status:        {status}");
+        println!("Progress:      {done}/{total} messages ({percent:.1}%)");
+        println!("Last progress: {}", data.updated);
+        println!();
+        let w = data
+            .folders
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        println!("{:<w$}  {:>15}  Status", "Folder", "Copied/Total");
+        for f in data.folders.values() {
+            let st = serde_json::to_value(f.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let pad = w.saturating_sub(f.source.chars().count());
+            println!(
+                "{}{}  {:>15}  {}",
+                f.source,
+                " ".repeat(pad),
+                format!("{}/{}", f.copied + f.skipped + f.failed, f.messages),
+                st
+            );
+        }
+        if !running && data.status != state::JobStatus::Complete {
+            println!(
+                "\nResume with: btsx migrate --resume {}",
+                args.file.display()
+            );
+        }
+    }
+    exit::OK
+}

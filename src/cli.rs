@@ -1,0 +1,151 @@
+//! The command line: a contract with scripts and users. Completions and the man page are
+//! generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::endpoint::Endpoint;
+
+const MIGRATE_EXAMPLES: &str = "\
+Examples:
+  # First migration; passwords from the environment
+  BTSX_SRC_PASSWORD=… BTSX_DST_PASSWORD=… \\
+    btsx migrate imaps://me@old.example.com imaps://me@new.example.com
+
+  # From cron: password files, JSON events to a log, same state file every night
+  btsx migrate imaps://me@old.example.com imaps://me@new.example.com \\
+    --src-password-file ~/.old-pw --dst-password-file ~/.new-pw \\
+    --state ~/.local/state/btsx/me.json --json >> /var/log/btsx.jsonl
+
+  # Continue an interrupted job
+  btsx migrate --resume ~/.local/state/btsx/me.json";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "btsx",
+    version,
+    about = "Move a whole mailbox from one IMAP server to another: every folder, every message, flags and dates.",
+    long_about = None,
+    after_help = "Exit codes: 0 ok, 1 partial, 2 usage, 3 connection/TLS, 4 authentication, 5 state file, 6 locked, 7 destination refused, 8 verify mismatch, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every folder and message from SRC to DST.
+    #[command(after_help = MIGRATE_EXAMPLES)]
+    Migrate(Box<MigrateArgs>),
+    /// Show a saved or running job from its state file.
+    #[command(
+        after_help = "Examples:\n  btsx status ~/.local/state/btsx/me.json\n  btsx status ~/.local/state/btsx/me.json --json | jq .folders"
+    )]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct SideArgs {
+    /// Read the source password from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub src_password_file: Option<PathBuf>,
+    /// Run this command (sh -c) and use its output as the source password.
+    #[arg(long, value_name = "CMD")]
+    pub src_password_command: Option<String>,
+    /// Read the destination password from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub dst_password_file: Option<PathBuf>,
+    /// Run this command (sh -c) and use its output as the destination password.
+    #[arg(long, value_name = "CMD")]
+    pub dst_password_command: Option<String>,
+    /// Trust this CA certificate (PEM) on both sides, besides the system roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) for the source.
+    #[arg(long, value_name = "PEM")]
+    pub src_ca_file: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) for the destination.
+    #[arg(long, value_name = "PEM")]
+    pub dst_ca_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (dangerous; emits a warning).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Allow imap:// without STARTTLS: the password travels unencrypted (test servers only).
+    #[arg(long)]
+    pub plaintext: bool,
+    /// Connect and I/O timeout, e.g. 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Source server: imaps://USER@HOST[:PORT] (TLS) or imap://USER@HOST[:PORT] (STARTTLS).
+    #[arg(value_name = "SRC", required_unless_present = "resume")]
+    pub src: Option<Endpoint>,
+    /// Destination server, same form as SRC.
+    #[arg(value_name = "DST", required_unless_present = "resume")]
+    pub dst: Option<Endpoint>,
+
+    #[command(flatten)]
+    pub side: SideArgs,
+
+    /// Worker threads, each with its own source+destination connection pair.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Reconnect attempts per folder after a dropped connection or timeout.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Skip messages larger than this (e.g. 25MB); they are reported, not copied.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<bytesize::ByteSize>,
+    /// Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable.
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_map)]
+    pub folder_map: Vec<(String, String)>,
+    /// Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Continue the job saved in FILE; endpoints and options come from the file.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Connect, scan and plan; change nothing on either server.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// JSON lines on stdout instead of the human display (schema: docs/events.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors and the summary on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Color in the human display.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The job's state file.
+    pub file: PathBuf,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+        _ => Err(format!(
+            "'{s}' is not OLD=NEW (e.g. --folder-map 'Sent Items=Sent')"
+        )),
+    }
+}

@@ -1,0 +1,1160 @@
+//! The migration itself: connect, scan, plan, create folders, copy messages with a pool of
+//! workers. It reports only through [`Event`]s; it never prints.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::endpoint::Endpoint;
+use crate::event::{
+    ConnState, EndpointInfo, Event, FailureReport, FolderReport, FolderStatus, Phase, RunStatus,
+    Side, SkipReason, Summary,
+};
+use crate::exit;
+use crate::imap::{
+    AppendItem, AppendOutcome, Credentials, FolderInfo, ImapError, Kind, MessageMeta, Pending,
+    Session, Timeouts, TlsOptions,
+};
+use crate::index::{self, Index};
+use crate::plan::{self, ExistingFolder, Mapping, Namespace, SourceFolder};
+use crate::render::Sink;
+use crate::state::{FolderState, StateStore};
+
+/// One server to talk to.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub endpoint: Endpoint,
+    pub creds: Credentials,
+    pub tls: TlsOptions,
+}
+
+/// Everything that shapes a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: usize,
+    /// Reconnect attempts per folder after a recoverable error.
+    pub retries: u32,
+    /// Upper bound on the bytes of message bodies fetched at once.
+    pub batch_bytes: u64,
+    /// Upper bound on the messages fetched at once.
+    pub batch_messages: usize,
+    pub max_size: Option<u64>,
+    pub timeouts: Timeouts,
+    pub folder_map: Vec<(String, String)>,
+    pub dry_run: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            jobs: 4,
+            retries: 5,
+            batch_bytes: 8 * 1024 * 1024,
+            batch_messages: 200,
+            max_size: None,
+            timeouts: Timeouts::default(),
+            folder_map: Vec::new(),
+            dry_run: false,
+        }
+    }
+}
+
+/// What a run ended with.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub summary: Summary,
+}
+
+/// An error tagged with the side it came from.
+#[derive(Debug)]
+struct SideErr {
+    side: Side,
+    err: ImapError,
+}
+
+type SResult<T> = Result<T, SideErr>;
+
+/// (folder, message) pairs.
+type Warnings = Vec<(String, String)>;
+
+trait OnSide<T> {
+    fn on(self, side: Side) -> SResult<T>;
+}
+
+impl<T> OnSide<T> for Result<T, ImapError> {
+    fn on(self, side: Side) -> SResult<T> {
+        self.map_err(|err| SideErr { side, err })
+    }
+}
+
+/// A folder to copy.
+#[derive(Debug, Clone)]
+struct Task {
+    map: Mapping,
+    messages: u64,
+    bytes: u64,
+    /// Copy messages with UID ≥ this.
+    start_uid: u32,
+    /// The destination may hold some of these messages already; index it before copying.
+    index_destination: bool,
+}
+
+/// Progress within one folder; survives reconnects.
+#[derive(Debug, Default)]
+struct FolderProgress {
+    next_uid: u32,
+    copied: u64,
+    skipped: u64,
+    failed: u64,
+    bytes: u64,
+    done: u64,
+    /// APPENDs were sent whose answers we never read: the destination may hold them.
+    unconfirmed: bool,
+    failures: Vec<FailureReport>,
+    warned_flags: HashSet<String>,
+    uid_validity: Option<u32>,
+    dest_uid_validity: Option<u32>,
+    dest_uid_next: Option<u32>,
+}
+
+struct Pair {
+    src: Session,
+    dst: Session,
+}
+
+struct Totals {
+    total: AtomicU64,
+    done: AtomicU64,
+    bytes: AtomicU64,
+    reconnects_src: AtomicU64,
+    reconnects_dst: AtomicU64,
+}
+
+pub struct Engine {
+    src: Server,
+    dst: Server,
+    opts: Options,
+    sink: Arc<dyn Sink>,
+    cancel: Arc<AtomicBool>,
+    state: Option<Arc<StateStore>>,
+    totals: Totals,
+    warnings: Vec<String>,
+}
+
+impl Engine {
+    pub fn new(
+        src: Server,
+        dst: Server,
+        opts: Options,
+        sink: Arc<dyn Sink>,
+        cancel: Arc<AtomicBool>,
+        state: Option<Arc<StateStore>>,
+    ) -> Engine {
+        Engine {
+            src,
+            dst,
+            opts,
+            sink,
+            cancel,
+            state,
+            totals: Totals {
+                total: AtomicU64::new(0),
+                done: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                reconnects_src: AtomicU64::new(0),
+                reconnects_dst: AtomicU64::new(0),
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Warnings found while setting up (insecure options, readable password files).
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+
+    fn emit(&self, e: Event) {
+        self.sink.emit(&e);
+    }
+
+    fn server(&self, side: Side) -> &Server {
+        match side {
+            Side::Source => &self.src,
+            Side::Destination => &self.dst,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    fn connect(&self, side: Side, report: bool) -> SResult<Session> {
+        let server = self.server(side);
+        let host = server.endpoint.host.clone();
+        let mut on_state = |state: ConnState| {
+            if report {
+                self.sink.emit(&Event::Connection {
+                    side,
+                    state,
+                    host: host.clone(),
+                    reason: None,
+                });
+            }
+        };
+        let result = Session::open(
+            &server.endpoint,
+            &server.creds,
+            &server.tls,
+            self.opts.timeouts,
+            &mut on_state,
+        );
+        if let Err(e) = &result {
+            self.emit(Event::Connection {
+                side,
+                state: ConnState::Failed,
+                host: server.endpoint.host.clone(),
+                reason: Some(e.message.clone()),
+            });
+        }
+        result.on(side)
+    }
+
+    fn open_pair(&self, report: bool) -> SResult<Pair> {
+        let src = self.connect(Side::Source, report)?;
+        let dst = self.connect(Side::Destination, report)?;
+        Ok(Pair { src, dst })
+    }
+
+    pub fn run(&self) -> Outcome {
+        let started = Instant::now();
+        self.emit(Event::Start {
+            format_version: crate::event::FORMAT_VERSION,
+            tool: "btsx",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "migrate",
+            source: Some(endpoint_info(&self.src.endpoint)),
+            destination: Some(endpoint_info(&self.dst.endpoint)),
+            jobs: self.opts.jobs,
+            dry_run: self.opts.dry_run,
+            state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
+        });
+        for w in &self.warnings {
+            self.emit(Event::Warning {
+                message: w.clone(),
+                folder: None,
+            });
+        }
+        self.emit(Event::Phase {
+            phase: Phase::Initializing,
+        });
+        let mut reports: Vec<FolderReport> = Vec::new();
+        let mut failures: Vec<FailureReport> = Vec::new();
+        let result = self.run_inner(&mut reports, &mut failures);
+        let (status, code, error) = match result {
+            Ok(()) if self.cancelled() => (RunStatus::Interrupted, exit::INTERRUPTED, None),
+            Ok(()) => {
+                let bad = reports
+                    .iter()
+                    .any(|r| matches!(r.status, FolderStatus::Partial | FolderStatus::Failed));
+                if bad {
+                    (RunStatus::Partial, exit::PARTIAL, None)
+                } else {
+                    (RunStatus::Complete, exit::OK, None)
+                }
+            }
+            Err(e) => {
+                let code = exit_code_for(&e.err);
+                self.emit(Event::Error {
+                    message: format!("{} server: {}", e.side.label(), e.err.message),
+                    folder: None,
+                });
+                self.emit(Event::Phase {
+                    phase: Phase::Error,
+                });
+                (
+                    RunStatus::Error,
+                    code,
+                    Some(format!("{} server: {}", e.side.label(), e.err.message)),
+                )
+            }
+        };
+        if status != RunStatus::Error {
+            self.emit(Event::Phase {
+                phase: if status == RunStatus::Interrupted {
+                    Phase::Error
+                } else {
+                    Phase::Complete
+                },
+            });
+        }
+        if let Some(st) = &self.state
+            && let Err(e) = st.finish(status)
+        {
+            self.emit(Event::Warning {
+                message: format!("could not write the state file: {e}"),
+                folder: None,
+            });
+        }
+        let elapsed = started.elapsed();
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let sum = |f: fn(&FolderReport) -> u64| reports.iter().map(f).sum::<u64>();
+        let summary = Summary {
+            status,
+            exit_code: code,
+            folders: reports.len() as u64,
+            folders_failed: reports
+                .iter()
+                .filter(|r| r.status == FolderStatus::Failed)
+                .count() as u64,
+            messages_total: sum(|r| r.messages),
+            messages_copied: sum(|r| r.copied),
+            messages_skipped: sum(|r| r.skipped),
+            messages_failed: sum(|r| r.failed),
+            bytes_copied: sum(|r| r.bytes),
+            duration_ms: elapsed.as_millis() as u64,
+            messages_per_minute: sum(|r| r.copied) as f64 * 60.0 / secs,
+            bytes_per_second: sum(|r| r.bytes) as f64 / secs,
+            reconnects_source: self.totals.reconnects_src.load(Ordering::Relaxed),
+            reconnects_destination: self.totals.reconnects_dst.load(Ordering::Relaxed),
+            state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
+            error,
+            per_folder: reports,
+            failures,
+        };
+        self.emit(Event::Summary(summary.clone()));
+        Outcome { summary }
+    }
+
+    fn run_inner(
+        &self,
+        reports: &mut Vec<FolderReport>,
+        failures: &mut Vec<FailureReport>,
+    ) -> SResult<()> {
+        let mut main = self.open_pair(true)?;
+
+        // Scan.
+        self.emit(Event::Phase {
+            phase: Phase::ScanningFolders,
+        });
+        let (tasks, warnings) = self.scan(&mut main)?;
+        for (folder, message) in warnings {
+            self.emit(Event::Warning {
+                message,
+                folder: Some(folder),
+            });
+        }
+        self.totals
+            .total
+            .store(tasks.iter().map(|t| t.messages).sum(), Ordering::Relaxed);
+
+        // Create.
+        self.emit(Event::Phase {
+            phase: Phase::CreatingFolders,
+        });
+        let mut ready = Vec::new();
+        for t in tasks {
+            if self.cancelled() {
+                break;
+            }
+            match self.create_folder(&mut main.dst, &t.map) {
+                Ok(()) => ready.push(t),
+                Err(e) if e.is_fatal() || e.is_recoverable() => {
+                    return Err(SideErr {
+                        side: Side::Destination,
+                        err: e,
+                    });
+                }
+                Err(e) => {
+                    let reason = format!(
+                        "the destination refused to create folder '{}': {}",
+                        t.map.dest, e.message
+                    );
+                    self.emit(Event::Error {
+                        message: reason.clone(),
+                        folder: Some(t.map.source.clone()),
+                    });
+                    let rep = FolderReport {
+                        folder: t.map.source.clone(),
+                        destination: t.map.dest.clone(),
+                        status: FolderStatus::Failed,
+                        messages: t.messages,
+                        copied: 0,
+                        skipped: 0,
+                        failed: t.messages,
+                        bytes: 0,
+                    };
+                    self.emit(folder_finished(&rep, 0, Some(reason)));
+                    reports.push(rep);
+                }
+            }
+        }
+
+        // Copy.
+        self.emit(Event::Phase {
+            phase: Phase::CopyingMessages,
+        });
+        let results = self.copy_all(ready, main)?;
+        for (rep, mut f) in results {
+            reports.push(rep);
+            failures.append(&mut f);
+        }
+        self.emit(Event::Phase {
+            phase: Phase::Finalizing,
+        });
+        Ok(())
+    }
+
+    fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
+        let src_ns = namespace(&mut main.src).on(Side::Source)?;
+        let dst_ns = namespace(&mut main.dst).on(Side::Destination)?;
+        let listed = main.src.list().on(Side::Source)?;
+        let src_ns = fill_separator(src_ns, &listed);
+        let dst_listed = main.dst.list().on(Side::Destination)?;
+        let dst_ns = fill_separator(dst_ns, &dst_listed);
+        let sources: Vec<SourceFolder> = listed
+            .iter()
+            .filter(|f| f.selectable)
+            .map(|f| SourceFolder {
+                wire: f.name.clone(),
+                special_use: f.special_use.clone(),
+            })
+            .collect();
+        let existing: Vec<ExistingFolder> = dst_listed
+            .iter()
+            .filter(|f| f.selectable)
+            .map(|f| ExistingFolder {
+                wire: f.name.clone(),
+                special_use: f.special_use.clone(),
+            })
+            .collect();
+        let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map);
+        let mut tasks = Vec::new();
+        for m in plan.folders {
+            if self.cancelled() {
+                break;
+            }
+            let info = main.src.examine(&m.source_wire).on(Side::Source)?;
+            let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
+            let mut start_uid = 1;
+            let mut index_destination = true;
+            if let Some(r) = &resume {
+                if Some(r.uid_validity) == info.uid_validity {
+                    start_uid = r.last_uid.saturating_add(1);
+                    // Nothing was appended since the last checkpoint: no need to index.
+                    if m.exists
+                        && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
+                        && let Ok(st) = main.dst.status(&m.dest_wire)
+                        && st.uid_validity == Some(v)
+                        && st.uid_next == Some(n)
+                    {
+                        index_destination = false;
+                    }
+                } else {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
+                            m.source
+                        ),
+                        folder: Some(m.source.clone()),
+                    });
+                }
+            }
+            let metas = if info.exists == 0
+                || info
+                    .uid_next
+                    .is_some_and(|n| n <= start_uid && start_uid > 1)
+            {
+                Vec::new()
+            } else {
+                main.src.fetch_meta(start_uid).on(Side::Source)?
+            };
+            let bytes = metas.iter().map(|x| x.size).sum();
+            self.emit(Event::FolderFound {
+                folder: m.source.clone(),
+                destination: m.dest.clone(),
+                special_use: m.special_use.clone(),
+                messages: metas.len() as u64,
+                bytes,
+            });
+            tasks.push(Task {
+                messages: metas.len() as u64,
+                bytes,
+                start_uid,
+                index_destination: index_destination && m.exists,
+                map: m,
+            });
+        }
+        Ok((tasks, plan.warnings))
+    }
+
+    fn create_folder(&self, dst: &mut Session, m: &Mapping) -> Result<(), ImapError> {
+        if m.exists {
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        dst.create(&m.dest_wire)?;
+        // Subscribing is a courtesy; a server that refuses it still has the folder.
+        let _ = dst.subscribe(&m.dest_wire);
+        self.emit(Event::FolderCreated {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+        });
+        Ok(())
+    }
+
+    /// Spread folders over `jobs` workers, largest first. The scanning pair serves worker 0.
+    fn copy_all(
+        &self,
+        mut tasks: Vec<Task>,
+        main: Pair,
+    ) -> SResult<Vec<(FolderReport, Vec<FailureReport>)>> {
+        tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
+        let queue = Mutex::new(tasks.into_iter());
+        let results = Mutex::new(Vec::new());
+        let fatal: Mutex<Option<SideErr>> = Mutex::new(None);
+        let stop = AtomicBool::new(false);
+        let jobs = self.opts.jobs.max(1);
+        let main = Mutex::new(Some(main));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    let mut pair: Option<Pair> = main.lock().ok().and_then(|mut m| m.take());
+                    loop {
+                        if stop.load(Ordering::SeqCst) || self.cancelled() {
+                            break;
+                        }
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some(task) = next else { break };
+                        match self.run_folder(&mut pair, &task) {
+                            Ok(r) => {
+                                if let Ok(mut v) = results.lock() {
+                                    v.push(r);
+                                }
+                            }
+                            Err(e) => {
+                                stop.store(true, Ordering::SeqCst);
+                                if let Ok(mut f) = fatal.lock()
+                                    && f.is_none()
+                                {
+                                    *f = Some(e);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(p) = pair {
+                        p.src.logout();
+                        p.dst.logout();
+                    }
+                });
+            }
+        });
+        if let Some(e) = fatal.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        let mut results = results.into_inner().unwrap_or_default();
+        // Folders never started (interrupted) still belong in the report.
+        for t in queue
+            .into_inner()
+            .map(|q| q.collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            results.push((
+                FolderReport {
+                    folder: t.map.source.clone(),
+                    destination: t.map.dest.clone(),
+                    status: FolderStatus::Pending,
+                    messages: t.messages,
+                    copied: 0,
+                    skipped: 0,
+                    failed: 0,
+                    bytes: 0,
+                },
+                Vec::new(),
+            ));
+        }
+        Ok(results)
+    }
+
+    /// Copy one folder, reconnecting on recoverable errors. `Err` only for fatal errors.
+    fn run_folder(
+        &self,
+        pair: &mut Option<Pair>,
+        task: &Task,
+    ) -> SResult<(FolderReport, Vec<FailureReport>)> {
+        let started = Instant::now();
+        if task.messages == 0 {
+            // Nothing new: no connection needed (keeps a no-change run cheap).
+            let rep = FolderReport {
+                folder: task.map.source.clone(),
+                destination: task.map.dest.clone(),
+                status: FolderStatus::Complete,
+                messages: 0,
+                copied: 0,
+                skipped: 0,
+                failed: 0,
+                bytes: 0,
+            };
+            self.emit(folder_finished(&rep, 0, None));
+            return Ok((rep, Vec::new()));
+        }
+        self.emit(Event::FolderStarted {
+            folder: task.map.source.clone(),
+            destination: task.map.dest.clone(),
+            messages: task.messages,
+            bytes: task.bytes,
+        });
+        let mut prog = FolderProgress {
+            next_uid: task.start_uid,
+            ..Default::default()
+        };
+        let mut attempt = 0u32;
+        let mut failed_reason = None;
+        loop {
+            if pair.is_none() {
+                match self.reopen(attempt) {
+                    Ok(p) => *pair = Some(p),
+                    Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(p) = pair.as_mut() else { continue };
+            match self.copy_once(p, task, &mut prog) {
+                Ok(()) => break,
+                Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
+                    attempt += 1;
+                    if let Some(old) = pair.take() {
+                        old.src.abandon();
+                        old.dst.abandon();
+                    }
+                    prog.unconfirmed = true;
+                    self.note_reconnect(e.side, &e.err);
+                    if self.cancelled() {
+                        break;
+                    }
+                }
+                Err(e) if e.err.is_fatal() => {
+                    self.checkpoint(task, &prog, FolderStatus::Interrupted);
+                    return Err(e);
+                }
+                Err(e) => {
+                    // This folder cannot be copied (e.g. deleted on the source meanwhile);
+                    // the others go on.
+                    if let Some(old) = pair.take() {
+                        if e.err.is_recoverable() {
+                            old.src.abandon();
+                            old.dst.abandon();
+                        } else {
+                            *pair = Some(old);
+                        }
+                    }
+                    failed_reason = Some(format!("{} server: {}", e.side.label(), e.err.message));
+                    break;
+                }
+            }
+        }
+        let status = if failed_reason.is_some() {
+            FolderStatus::Failed
+        } else if self.cancelled() && prog.done < task.messages {
+            FolderStatus::Interrupted
+        } else if prog.failed > 0 {
+            FolderStatus::Partial
+        } else {
+            FolderStatus::Complete
+        };
+        if let Some(r) = &failed_reason {
+            self.emit(Event::Error {
+                message: format!("folder '{}' failed: {r}", task.map.source),
+                folder: Some(task.map.source.clone()),
+            });
+        }
+        self.checkpoint(task, &prog, status);
+        let rep = FolderReport {
+            folder: task.map.source.clone(),
+            destination: task.map.dest.clone(),
+            status,
+            messages: task.messages,
+            copied: prog.copied,
+            skipped: prog.skipped,
+            failed: prog.failed,
+            bytes: prog.bytes,
+        };
+        self.emit(folder_finished(
+            &rep,
+            started.elapsed().as_millis() as u64,
+            failed_reason,
+        ));
+        Ok((rep, std::mem::take(&mut prog.failures)))
+    }
+
+    fn reopen(&self, attempt: u32) -> SResult<Pair> {
+        if attempt > 0 {
+            // Exponential backoff: 0.5 s, 1 s, 2 s … capped at 30 s.
+            let ms = 500u64.saturating_mul(1 << (attempt - 1).min(6)).min(30_000);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        let pair = self.open_pair(false)?;
+        if attempt > 0 {
+            for side in [Side::Source, Side::Destination] {
+                self.emit(Event::Connection {
+                    side,
+                    state: ConnState::Reconnected,
+                    host: self.server(side).endpoint.host.clone(),
+                    reason: None,
+                });
+            }
+        }
+        Ok(pair)
+    }
+
+    fn note_reconnect(&self, side: Side, err: &ImapError) {
+        match side {
+            Side::Source => &self.totals.reconnects_src,
+            Side::Destination => &self.totals.reconnects_dst,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.emit(Event::Connection {
+            side,
+            state: ConnState::Reconnecting,
+            host: self.server(side).endpoint.host.clone(),
+            reason: Some(err.message.clone()),
+        });
+    }
+
+    fn checkpoint(&self, task: &Task, prog: &FolderProgress, status: FolderStatus) {
+        if let Some(st) = &self.state
+            && let Some(v) = prog.uid_validity
+        {
+            let r = st.update(FolderState {
+                source: task.map.source.clone(),
+                destination: task.map.dest.clone(),
+                uid_validity: v,
+                last_uid: prog.next_uid.saturating_sub(1),
+                dest_uid_validity: prog.dest_uid_validity,
+                dest_uid_next: prog.dest_uid_next,
+                messages: task.messages,
+                copied: prog.copied,
+                skipped: prog.skipped,
+                failed: prog.failed,
+                bytes: prog.bytes,
+                status,
+                failures: prog.failures.clone(),
+            });
+            if let Err(e) = r {
+                self.emit(Event::Warning {
+                    message: format!("could not write the state file: {e}"),
+                    folder: None,
+                });
+            }
+        }
+    }
+
+    /// One attempt at a folder, from `prog.next_uid` on.
+    fn copy_once(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) -> SResult<()> {
+        let Pair { src, dst } = pair;
+        let sinfo = src.examine(&task.map.source_wire).on(Side::Source)?;
+        prog.uid_validity = sinfo.uid_validity;
+        let metas = if sinfo.exists == 0 {
+            Vec::new()
+        } else {
+            src.fetch_meta(prog.next_uid).on(Side::Source)?
+        };
+        if metas.is_empty() {
+            return Ok(());
+        }
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
+        prog.dest_uid_validity = dinfo.uid_validity;
+        prog.dest_uid_next = dinfo.uid_next;
+
+        // Already there? Only worth asking when the destination folder holds anything.
+        let mut present: HashSet<u32> = HashSet::new();
+        if dinfo.exists > 0 && (task.index_destination || prog.unconfirmed) {
+            let idx = self
+                .index_destination(dst, dinfo.exists)
+                .on(Side::Destination)?;
+            if !idx.is_empty() {
+                present = self.match_source(src, &metas, idx).on(Side::Source)?;
+            }
+        }
+        prog.unconfirmed = false;
+
+        let limit = match (self.opts.max_size, dst.caps.append_limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+
+        let metas_by_uid: HashMap<u32, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
+        let mut inflight: Option<(Pending, Vec<Sent>)> = None;
+        let mut i = 0;
+        while i < metas.len() {
+            if self.cancelled() {
+                break;
+            }
+            // Next batch: bounded by bytes and count; skips are settled on the way.
+            let mut batch: Vec<&MessageMeta> = Vec::new();
+            let mut batch_bytes = 0u64;
+            while i < metas.len() && batch.len() < self.opts.batch_messages {
+                let m = &metas[i];
+                if !batch.is_empty() && batch_bytes + m.size > self.opts.batch_bytes {
+                    break;
+                }
+                i += 1;
+                if present.contains(&m.uid) {
+                    self.skip(task, prog, m, None, SkipReason::AlreadyPresent);
+                    continue;
+                }
+                if limit.is_some_and(|l| m.size > l) {
+                    self.skip(task, prog, m, None, SkipReason::SizeLimit);
+                    continue;
+                }
+                batch_bytes += m.size;
+                batch.push(m);
+            }
+            if batch.is_empty() {
+                if inflight.is_none() {
+                    prog.next_uid = metas[i - 1].uid.saturating_add(1);
+                }
+                continue;
+            }
+            let uids = uid_set(batch.iter().map(|m| m.uid));
+            let bodies = src.fetch_bodies(&uids).on(Side::Source)?;
+            if let Some((p, sent)) = inflight.take() {
+                self.settle(dst, task, prog, p, sent)
+                    .on(Side::Destination)?;
+            }
+            let mut items = Vec::with_capacity(batch.len());
+            let mut sent = Vec::with_capacity(batch.len());
+            let mut flag_sets: Vec<Vec<String>> = Vec::with_capacity(batch.len());
+            let got: Vec<(u32, &[u8])> = bodies.iter().collect();
+            for (uid, body) in &got {
+                let Some(m) = metas_by_uid.get(uid) else {
+                    continue;
+                };
+                flag_sets.push(self.dest_flags(task, prog, &dinfo, &m.flags));
+                sent.push(Sent {
+                    uid: *uid,
+                    size: body.len() as u64,
+                    message_id: index::message_id(body),
+                });
+            }
+            for ((_, body), flags) in got.iter().zip(&flag_sets) {
+                let m = metas_by_uid.get(&sent[items.len()].uid).copied();
+                items.push(AppendItem {
+                    body,
+                    flags,
+                    date: m.and_then(|m| m.internal_date),
+                });
+            }
+            // Messages expunged from the source since we listed them.
+            let fetched: HashSet<u32> = sent.iter().map(|s| s.uid).collect();
+            for m in &batch {
+                if !fetched.contains(&m.uid) {
+                    self.fail(
+                        task,
+                        prog,
+                        m.uid,
+                        None,
+                        "the message disappeared from the source during the run".into(),
+                    );
+                }
+            }
+            prog.unconfirmed = true;
+            let pending = dst
+                .append_send(&task.map.dest_wire, &items)
+                .on(Side::Destination)?;
+            drop(items);
+            drop(got);
+            drop(bodies);
+            inflight = Some((pending, sent));
+        }
+        if let Some((p, sent)) = inflight.take() {
+            self.settle(dst, task, prog, p, sent)
+                .on(Side::Destination)?;
+        }
+        if !self.cancelled() {
+            prog.next_uid = metas
+                .last()
+                .map_or(prog.next_uid, |m| m.uid.saturating_add(1));
+        }
+        Ok(())
+    }
+
+    /// Read the answers to a batch of APPENDs and account for them.
+    fn settle(
+        &self,
+        dst: &mut Session,
+        task: &Task,
+        prog: &mut FolderProgress,
+        pending: Pending,
+        sent: Vec<Sent>,
+    ) -> Result<(), ImapError> {
+        let outcomes = dst.append_finish(pending)?;
+        prog.unconfirmed = false;
+        for (s, o) in sent.iter().zip(outcomes) {
+            match o {
+                AppendOutcome::Stored(uid) => {
+                    // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the
+                    // next run indexes the folder rather than trusting a stale value.
+                    prog.dest_uid_next = match (uid, prog.dest_uid_next) {
+                        (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
+                        _ => None,
+                    };
+                    prog.copied += 1;
+                    prog.done += 1;
+                    prog.bytes += s.size;
+                    self.totals.done.fetch_add(1, Ordering::Relaxed);
+                    self.totals.bytes.fetch_add(s.size, Ordering::Relaxed);
+                }
+                AppendOutcome::Refused(reason) => {
+                    self.fail(
+                        task,
+                        prog,
+                        s.uid,
+                        s.message_id.clone(),
+                        format!("the destination refused it: {reason}"),
+                    );
+                }
+            }
+        }
+        if let Some(last) = sent.last() {
+            prog.next_uid = prog.next_uid.max(last.uid.saturating_add(1));
+        }
+        self.progress(task, prog);
+        self.checkpoint(task, prog, FolderStatus::Interrupted);
+        Ok(())
+    }
+
+    fn progress(&self, task: &Task, prog: &FolderProgress) {
+        self.emit(Event::Progress {
+            folder: task.map.source.clone(),
+            done: prog.done,
+            total: task.messages,
+            bytes: prog.bytes,
+            overall_done: self.totals.done.load(Ordering::Relaxed),
+            overall_total: self.totals.total.load(Ordering::Relaxed),
+            overall_bytes: self.totals.bytes.load(Ordering::Relaxed),
+        });
+    }
+
+    fn skip(
+        &self,
+        task: &Task,
+        prog: &mut FolderProgress,
+        m: &MessageMeta,
+        message_id: Option<String>,
+        reason: SkipReason,
+    ) {
+        prog.skipped += 1;
+        prog.done += 1;
+        self.totals.done.fetch_add(1, Ordering::Relaxed);
+        self.emit(Event::MessageSkipped {
+            folder: task.map.source.clone(),
+            uid: m.uid,
+            message_id,
+            size: m.size,
+            reason,
+        });
+    }
+
+    fn fail(
+        &self,
+        task: &Task,
+        prog: &mut FolderProgress,
+        uid: u32,
+        message_id: Option<String>,
+        reason: String,
+    ) {
+        prog.failed += 1;
+        prog.done += 1;
+        self.totals.done.fetch_add(1, Ordering::Relaxed);
+        prog.failures.push(FailureReport {
+            folder: task.map.source.clone(),
+            uid,
+            message_id: message_id.clone(),
+            reason: reason.clone(),
+        });
+        self.emit(Event::MessageFailed {
+            folder: task.map.source.clone(),
+            uid,
+            message_id,
+            reason,
+        });
+    }
+
+    /// Flags to store: keywords the destination cannot keep are dropped, with one warning each.
+    fn dest_flags(
+        &self,
+        task: &Task,
+        prog: &mut FolderProgress,
+        dinfo: &FolderInfo,
+        flags: &[String],
+    ) -> Vec<String> {
+        let mut out = Vec::with_capacity(flags.len());
+        for f in flags {
+            if f.eq_ignore_ascii_case("\\Recent") {
+                continue;
+            }
+            if dinfo.accepts_flag(f) {
+                out.push(f.clone());
+            } else if prog.warned_flags.insert(f.clone()) {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "the destination folder '{}' does not accept the keyword '{f}'; copying without it",
+                        task.map.dest
+                    ),
+                    folder: Some(task.map.source.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// The destination folder's messages as a multiset of keys. Fetched in sequence-number
+    /// chunks so memory stays bounded on huge folders.
+    fn index_destination(&self, dst: &mut Session, exists: u32) -> Result<Index, ImapError> {
+        let mut idx = Index::default();
+        let chunk = 2000u32;
+        let mut start = 1u32;
+        while start <= exists {
+            let end = start.saturating_add(chunk - 1).min(exists);
+            for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
+                idx.add(index::key(&h.headers, h.size));
+            }
+            start = end.saturating_add(1);
+        }
+        Ok(idx)
+    }
+
+    /// Which source messages the destination already holds (claimed from `idx`).
+    fn match_source(
+        &self,
+        src: &mut Session,
+        metas: &[MessageMeta],
+        mut idx: Index,
+    ) -> Result<HashSet<u32>, ImapError> {
+        let mut present = HashSet::new();
+        for chunk in metas.chunks(2000) {
+            let uids = uid_set(chunk.iter().map(|m| m.uid));
+            let mut heads = src.fetch_headers(&uids)?;
+            heads.sort_by_key(|h| h.uid);
+            for h in heads {
+                if idx.take(&index::key(&h.headers, h.size)) {
+                    present.insert(h.uid);
+                }
+            }
+        }
+        Ok(present)
+    }
+}
+
+/// What we sent in one APPEND, to account for its answer.
+struct Sent {
+    uid: u32,
+    size: u64,
+    message_id: Option<String>,
+}
+
+fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>) -> Event {
+    Event::FolderFinished {
+        folder: rep.folder.clone(),
+        destination: rep.destination.clone(),
+        status: rep.status,
+        messages: rep.messages,
+        copied: rep.copied,
+        skipped: rep.skipped,
+        failed: rep.failed,
+        bytes: rep.bytes,
+        duration_ms,
+        reason,
+    }
+}
+
+pub fn endpoint_info(ep: &Endpoint) -> EndpointInfo {
+    EndpointInfo {
+        url: ep.url(),
+        host: ep.host.clone(),
+        port: ep.port,
+        user: ep.user.clone(),
+    }
+}
+
+fn namespace(s: &mut Session) -> Result<Namespace, ImapError> {
+    Ok(match s.personal_namespace()? {
+        Some((prefix, separator)) => Namespace {
+            prefix: crate::utf7::decode_lossy(&prefix),
+            separator,
+        },
+        None => Namespace::default(),
+    })
+}
+
+/// Servers without NAMESPACE still tell the separator in LIST.
+fn fill_separator(mut ns: Namespace, listed: &[crate::imap::ListedFolder]) -> Namespace {
+    if ns.separator.is_none() {
+        ns.separator = listed.iter().find_map(|f| f.delimiter);
+    }
+    ns
+}
+
+/// Compact UID set: "1:5,7,9:12".
+pub fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
+    let mut v: Vec<u32> = uids.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The exit code for a fatal error.
+pub fn exit_code_for(e: &ImapError) -> i32 {
+    match e.kind {
+        Kind::Usage => exit::USAGE,
+        Kind::Auth => exit::AUTH,
+        Kind::OverQuota => exit::DESTINATION,
+        Kind::Resolve | Kind::Connect | Kind::Tls | Kind::Certificate | Kind::Timeout => {
+            exit::CONNECTION
+        }
+        Kind::Dropped | Kind::Protocol => exit::CONNECTION,
+        Kind::No | Kind::Bad => exit::DESTINATION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set([5, 1, 2, 3, 7, 9, 10]), "1:3,5,7,9:10");
+        assert_eq!(uid_set([]), "");
+        assert_eq!(uid_set([4]), "4");
+    }
+}

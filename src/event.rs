@@ -1,0 +1,254 @@
+//! The one truth of what a run does. The engine reports only through these events;
+//! renderers ([`crate::render`]) turn them into a human display or JSON lines.
+//!
+//! The JSON form of every variant is a contract documented in `docs/events.md`
+//! (format version [`FORMAT_VERSION`]); the `tests/events_schema.rs` test keeps both in step.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to the JSON form of events.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Which server an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    Authenticating,
+    Authenticated,
+    Reconnecting,
+    Reconnected,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Initializing,
+    ScanningFolders,
+    CreatingFolders,
+    CopyingMessages,
+    Finalizing,
+    Complete,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderStatus {
+    /// Every message is in the destination.
+    Complete,
+    /// Some messages failed; the rest were copied.
+    Partial,
+    /// The folder could not be copied at all.
+    Failed,
+    /// The run stopped (Ctrl-C, fatal error elsewhere) before the folder was done.
+    Interrupted,
+    /// Not started.
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Complete,
+    Partial,
+    Error,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The destination already holds this message (same Message-ID or header hash, same size).
+    AlreadyPresent,
+    /// Larger than `--max-size` or the destination's APPENDLIMIT.
+    SizeLimit,
+}
+
+/// Per-side connection endpoint, without secrets.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointInfo {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+}
+
+/// One folder's line in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderReport {
+    pub folder: String,
+    pub destination: String,
+    pub status: FolderStatus,
+    pub messages: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// A message the destination refused, listed again in the summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailureReport {
+    pub folder: String,
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub status: RunStatus,
+    pub exit_code: i32,
+    pub folders: u64,
+    pub folders_failed: u64,
+    pub messages_total: u64,
+    pub messages_copied: u64,
+    pub messages_skipped: u64,
+    pub messages_failed: u64,
+    /// Bytes appended to the destination in this run.
+    pub bytes_copied: u64,
+    pub duration_ms: u64,
+    pub messages_per_minute: f64,
+    pub bytes_per_second: f64,
+    pub reconnects_source: u64,
+    pub reconnects_destination: u64,
+    pub state_file: Option<String>,
+    /// The fatal error, when `status` is `error`.
+    pub error: Option<String>,
+    pub per_folder: Vec<FolderReport>,
+    pub failures: Vec<FailureReport>,
+}
+
+/// Everything a run reports. Serialized with `"type": "<snake_case variant>"`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Always first.
+    Start {
+        format_version: u32,
+        tool: &'static str,
+        version: &'static str,
+        command: &'static str,
+        /// Absent only when the run failed before the endpoints were known.
+        source: Option<EndpointInfo>,
+        destination: Option<EndpointInfo>,
+        jobs: usize,
+        dry_run: bool,
+        state_file: Option<String>,
+    },
+    Phase {
+        phase: Phase,
+    },
+    Connection {
+        side: Side,
+        state: ConnState,
+        host: String,
+        /// Set for `failed` and `reconnecting`.
+        reason: Option<String>,
+    },
+    /// A selectable source folder, with what it holds.
+    FolderFound {
+        folder: String,
+        destination: String,
+        special_use: Option<String>,
+        messages: u64,
+        bytes: u64,
+    },
+    FolderCreated {
+        folder: String,
+        destination: String,
+    },
+    FolderStarted {
+        folder: String,
+        destination: String,
+        /// Messages in the source folder this run looks at.
+        messages: u64,
+        bytes: u64,
+    },
+    /// Emitted as messages land; `copied` counts copied + skipped + failed in this folder.
+    Progress {
+        folder: String,
+        done: u64,
+        total: u64,
+        bytes: u64,
+        overall_done: u64,
+        overall_total: u64,
+        overall_bytes: u64,
+    },
+    MessageSkipped {
+        folder: String,
+        uid: u32,
+        message_id: Option<String>,
+        size: u64,
+        reason: SkipReason,
+    },
+    MessageFailed {
+        folder: String,
+        uid: u32,
+        message_id: Option<String>,
+        reason: String,
+    },
+    FolderFinished {
+        folder: String,
+        destination: String,
+        status: FolderStatus,
+        messages: u64,
+        copied: u64,
+        skipped: u64,
+        failed: u64,
+        bytes: u64,
+        duration_ms: u64,
+        /// Set when `status` is `failed`.
+        reason: Option<String>,
+    },
+    Warning {
+        message: String,
+        folder: Option<String>,
+    },
+    Error {
+        message: String,
+        folder: Option<String>,
+    },
+    /// Always last, also after a fatal error or an interruption.
+    Summary(Summary),
+}
+
+impl Event {
+    /// The `"type"` tag, for renderers and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Start { .. } => "start",
+            Event::Phase { .. } => "phase",
+            Event::Connection { .. } => "connection",
+            Event::FolderFound { .. } => "folder_found",
+            Event::FolderCreated { .. } => "folder_created",
+            Event::FolderStarted { .. } => "folder_started",
+            Event::Progress { .. } => "progress",
+            Event::MessageSkipped { .. } => "message_skipped",
+            Event::MessageFailed { .. } => "message_failed",
+            Event::FolderFinished { .. } => "folder_finished",
+            Event::Warning { .. } => "warning",
+            Event::Error { .. } => "error",
+            Event::Summary(_) => "summary",
+        }
+    }
+}

@@ -1,0 +1,813 @@
+//! One logged-in IMAP connection, with the handful of operations the engine needs.
+//!
+//! Everything the engine sees is our own types; the `imap` crate stays inside this module,
+//! so the wire library can be swapped without touching the engine.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset};
+use imap::types::Flag;
+use imap_proto::NameAttribute;
+
+use super::error::{ImapError, Kind, from_crate, truncate};
+use super::wire::{Timeouts, TlsOptions, Wire};
+use crate::endpoint::Endpoint;
+use crate::event::ConnState;
+use crate::secret::Secret;
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub secret: Secret,
+}
+
+/// What the server can do that changes how we talk to it.
+#[derive(Debug, Clone, Default)]
+pub struct Caps {
+    /// LITERAL+ (any size) — APPENDs can be pipelined without waiting for "+".
+    pub literal_plus: bool,
+    /// LITERAL- — non-synchronizing literals up to 4096 bytes.
+    pub literal_minus: bool,
+    pub uidplus: bool,
+    pub special_use: bool,
+    pub namespace: bool,
+    /// APPENDLIMIT=N: the largest message the server accepts.
+    pub append_limit: Option<u64>,
+}
+
+impl Caps {
+    fn from_list(caps: &[String]) -> Caps {
+        let has = |c: &str| caps.iter().any(|x| x.eq_ignore_ascii_case(c));
+        Caps {
+            literal_plus: has("LITERAL+"),
+            literal_minus: has("LITERAL-"),
+            uidplus: has("UIDPLUS"),
+            special_use: has("SPECIAL-USE"),
+            namespace: has("NAMESPACE"),
+            append_limit: caps.iter().find_map(|c| {
+                let (k, v) = c.split_once('=')?;
+                if k.eq_ignore_ascii_case("APPENDLIMIT") {
+                    v.parse().ok()
+                } else {
+                    None
+                }
+            }),
+        }
+    }
+}
+
+/// A folder as LIST reports it. `name` is the wire (modified UTF-7) name.
+#[derive(Debug, Clone)]
+pub struct ListedFolder {
+    pub name: String,
+    pub delimiter: Option<char>,
+    pub selectable: bool,
+    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`.
+    pub special_use: Option<String>,
+}
+
+/// What SELECT / EXAMINE / STATUS tell about a folder.
+#[derive(Debug, Clone, Default)]
+pub struct FolderInfo {
+    pub exists: u32,
+    pub uid_next: Option<u32>,
+    pub uid_validity: Option<u32>,
+    /// PERMANENTFLAGS; `None` when the server sent none (everything allowed).
+    pub permanent_flags: Option<Vec<String>>,
+}
+
+impl FolderInfo {
+    /// May a message be stored with this flag or keyword?
+    pub fn accepts_flag(&self, flag: &str) -> bool {
+        match &self.permanent_flags {
+            None => true,
+            Some(list) => {
+                flag.starts_with('\\')
+                    || list
+                        .iter()
+                        .any(|f| f == "\\*" || f.eq_ignore_ascii_case(flag))
+            }
+        }
+    }
+}
+
+/// Size, flags and date of one message.
+#[derive(Debug, Clone)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub size: u64,
+    pub flags: Vec<String>,
+    pub internal_date: Option<DateTime<FixedOffset>>,
+}
+
+/// The header fields that identify a message, as the server returned them.
+#[derive(Debug, Clone)]
+pub struct MessageHeaders {
+    pub uid: u32,
+    pub size: u64,
+    pub headers: Vec<u8>,
+}
+
+/// One message to append.
+pub struct AppendItem<'a> {
+    pub body: &'a [u8],
+    pub flags: &'a [String],
+    pub date: Option<DateTime<FixedOffset>>,
+}
+
+/// The destination's answer to one APPEND.
+#[derive(Debug, Clone)]
+pub enum AppendOutcome {
+    /// Stored; the new UID when the server has UIDPLUS.
+    Stored(Option<u32>),
+    /// NO or BAD for this message alone.
+    Refused(String),
+}
+
+/// APPENDs written but not yet answered.
+#[must_use]
+pub struct Pending {
+    tags: Vec<String>,
+    done: HashMap<String, AppendOutcome>,
+}
+
+impl Pending {
+    pub fn len(&self) -> usize {
+        self.tags.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+}
+
+pub struct Session {
+    imap: imap::Session<Wire>,
+    wire: Wire,
+    addr: String,
+    pub caps: Caps,
+    next_tag: u64,
+}
+
+/// Send state changes to the caller (connecting, connected, authenticating, authenticated).
+pub type StateFn<'a> = &'a mut dyn FnMut(ConnState);
+
+impl Session {
+    pub fn open(
+        ep: &Endpoint,
+        creds: &Credentials,
+        tls: &TlsOptions,
+        timeouts: Timeouts,
+        on_state: StateFn<'_>,
+    ) -> Result<Session, ImapError> {
+        let addr = ep.display_addr();
+        on_state(ConnState::Connecting);
+        let (wire, greeting) = Wire::connect(ep, tls, timeouts)?;
+        on_state(ConnState::Connected);
+        let mut client = imap::Client::new(wire.clone());
+        // The greeting was read by `Wire::connect`.
+        client.greeting_read = true;
+        on_state(ConnState::Authenticating);
+        let session = if greeting.starts_with(b"* PREAUTH") {
+            return Err(ImapError::new(
+                Kind::Auth,
+                format!("{addr} pre-authenticated the connection; btsx needs a login"),
+            ));
+        } else {
+            let caps = client
+                .capabilities()
+                .map_err(|e| from_crate(e, &addr))?
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let wants_sasl = caps.contains("LOGINDISABLED");
+            let result = if wants_sasl {
+                let plain = PlainAuth {
+                    user: creds.user.clone(),
+                    secret: creds.secret.clone(),
+                };
+                client.authenticate("PLAIN", &plain)
+            } else {
+                client.login(&creds.user, creds.secret.expose())
+            };
+            match result {
+                Ok(s) => s,
+                Err((e, _)) => {
+                    let e = from_crate(e, &addr);
+                    if matches!(e.kind, Kind::No | Kind::Bad | Kind::OverQuota) {
+                        return Err(ImapError::new(
+                            Kind::Auth,
+                            format!(
+                                "authentication failed for '{}' at {addr}: {} (check the user name and password)",
+                                creds.user,
+                                truncate(&e.message, 120)
+                            ),
+                        ));
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        on_state(ConnState::Authenticated);
+        let mut s = Session {
+            imap: session,
+            wire,
+            addr,
+            caps: Caps::default(),
+            next_tag: 0,
+        };
+        let caps = s.capability_list()?;
+        s.caps = Caps::from_list(&caps);
+        Ok(s)
+    }
+
+    fn err(&self, e: imap::Error) -> ImapError {
+        from_crate(e, &self.addr)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn capability_list(&mut self) -> Result<Vec<String>, ImapError> {
+        let lines = self.raw("CAPABILITY")?;
+        Ok(lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .filter_map(|l| l.strip_prefix("* CAPABILITY ").map(str::to_string))
+            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect())
+    }
+
+    /// Run a simple command (no literals sent) on our own path and return its untagged
+    /// lines. For responses the crate's parser does not know (NAMESPACE, ESEARCH …): an
+    /// unknown untagged line would desynchronise its session.
+    fn raw(&mut self, cmd: &str) -> Result<Vec<Vec<u8>>, ImapError> {
+        let tag = self.tag();
+        self.write(format!("{tag} {cmd}\r\n").as_bytes())?;
+        self.wire
+            .flush()
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            self.wire
+                .read_line(&mut line)
+                .map_err(|e| ImapError::io(e, &self.addr))?;
+            while let Some(n) = trailing_literal(&line) {
+                self.wire
+                    .read_exact_into(&mut line, n)
+                    .and_then(|_| self.wire.read_line(&mut line))
+                    .map_err(|e| ImapError::io(e, &self.addr))?;
+            }
+            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+                let text = String::from_utf8_lossy(&line[tag.len() + 1..])
+                    .trim_end()
+                    .to_string();
+                let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
+                return match status.to_ascii_uppercase().as_str() {
+                    "OK" => Ok(lines),
+                    "NO" => Err(ImapError::new(Kind::No, info.to_string())),
+                    _ => Err(ImapError::new(Kind::Bad, info.to_string())),
+                };
+            }
+            if line.starts_with(b"* BYE") {
+                return Err(ImapError::new(
+                    Kind::Dropped,
+                    format!(
+                        "{} closed the session: {}",
+                        self.addr,
+                        String::from_utf8_lossy(&line[5..]).trim()
+                    ),
+                ));
+            }
+            lines.push(line);
+        }
+    }
+
+    /// The personal namespace: (prefix, separator).
+    pub fn personal_namespace(&mut self) -> Result<Option<(String, Option<char>)>, ImapError> {
+        if !self.caps.namespace {
+            return Ok(None);
+        }
+        let lines = self.raw("NAMESPACE")?;
+        Ok(lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .find_map(|l| l.strip_prefix("* NAMESPACE ").map(str::to_string))
+            .and_then(|l| parse_personal_namespace(&l)))
+    }
+
+    pub fn list(&mut self) -> Result<Vec<ListedFolder>, ImapError> {
+        // The crate inserts the pattern verbatim, which lets us add the RFC 6154 return option.
+        let pattern = if self.caps.special_use {
+            "\"*\" RETURN (SPECIAL-USE)"
+        } else {
+            "\"*\""
+        };
+        let names = self
+            .imap
+            .list(Some(""), Some(pattern))
+            .map_err(|e| from_crate(e, &self.addr))?;
+        let mut out = Vec::new();
+        for n in names.iter() {
+            let mut selectable = true;
+            let mut special_use = None;
+            for a in n.attributes() {
+                match a {
+                    NameAttribute::NoSelect => selectable = false,
+                    NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent") => {
+                        selectable = false
+                    }
+                    NameAttribute::All => special_use = Some("\\All".to_string()),
+                    NameAttribute::Archive => special_use = Some("\\Archive".to_string()),
+                    NameAttribute::Drafts => special_use = Some("\\Drafts".to_string()),
+                    NameAttribute::Flagged => special_use = Some("\\Flagged".to_string()),
+                    NameAttribute::Junk => special_use = Some("\\Junk".to_string()),
+                    NameAttribute::Sent => special_use = Some("\\Sent".to_string()),
+                    NameAttribute::Trash => special_use = Some("\\Trash".to_string()),
+                    _ => {}
+                }
+            }
+            out.push(ListedFolder {
+                name: n.name().to_string(),
+                delimiter: n.delimiter().and_then(|d| d.chars().next()),
+                selectable,
+                special_use,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn status(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
+        let m = self
+            .imap
+            .status(name, "(MESSAGES UIDNEXT UIDVALIDITY)")
+            .map_err(|e| from_crate(e, &self.addr))?;
+        Ok(FolderInfo {
+            exists: m.exists,
+            uid_next: m.uid_next,
+            uid_validity: m.uid_validity,
+            permanent_flags: None,
+        })
+    }
+
+    /// Open read-only: migrate never changes the source.
+    pub fn examine(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
+        let m = self.imap.examine(name).map_err(|e| self.err(e))?;
+        Ok(folder_info(&m))
+    }
+
+    pub fn select(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
+        let m = self.imap.select(name).map_err(|e| self.err(e))?;
+        Ok(folder_info(&m))
+    }
+
+    /// UID, size, flags and date of every message with UID ≥ `from_uid`.
+    pub fn fetch_meta(&mut self, from_uid: u32) -> Result<Vec<MessageMeta>, ImapError> {
+        let from = from_uid.max(1);
+        let fetches = self
+            .imap
+            .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE FLAGS INTERNALDATE)")
+            .map_err(|e| from_crate(e, &self.addr))?;
+        let mut out = Vec::with_capacity(fetches.len());
+        for f in fetches.iter() {
+            let Some(uid) = f.uid else { continue };
+            // "N:*" also matches the highest UID when it is below N.
+            if uid < from {
+                continue;
+            }
+            out.push(MessageMeta {
+                uid,
+                size: f.size.map(u64::from).unwrap_or(0),
+                flags: f.flags().iter().filter_map(flag_name).collect(),
+                internal_date: f.internal_date(),
+            });
+        }
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    /// The identifying header fields (see [`crate::index`]) of the messages in `uids`.
+    pub fn fetch_headers(&mut self, uids: &str) -> Result<Vec<MessageHeaders>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = format!(
+            "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
+            crate::index::KEY_HEADERS.join(" ")
+        );
+        let fetches = self
+            .imap
+            .uid_fetch(uids, query)
+            .map_err(|e| from_crate(e, &self.addr))?;
+        Ok(fetches
+            .iter()
+            .filter_map(|f| {
+                Some(MessageHeaders {
+                    uid: f.uid?,
+                    size: f.size.map(u64::from).unwrap_or(0),
+                    headers: f.header().unwrap_or_default().to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    /// Like [`Session::fetch_headers`], by sequence numbers (for chunking a whole folder).
+    pub fn fetch_headers_seq(&mut self, seqs: &str) -> Result<Vec<MessageHeaders>, ImapError> {
+        let query = format!(
+            "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
+            crate::index::KEY_HEADERS.join(" ")
+        );
+        let fetches = self
+            .imap
+            .fetch(seqs, query)
+            .map_err(|e| from_crate(e, &self.addr))?;
+        Ok(fetches
+            .iter()
+            .filter_map(|f| {
+                Some(MessageHeaders {
+                    uid: f.uid?,
+                    size: f.size.map(u64::from).unwrap_or(0),
+                    headers: f.header().unwrap_or_default().to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    /// Fetch whole messages; `each(uid, bytes)` sees every body once, without a copy.
+    pub fn fetch_bodies(&mut self, uids: &str) -> Result<Bodies, ImapError> {
+        let fetches = self
+            .imap
+            .uid_fetch(uids, "(UID BODY.PEEK[])")
+            .map_err(|e| from_crate(e, &self.addr))?;
+        Ok(Bodies { fetches })
+    }
+
+    pub fn create(&mut self, name: &str) -> Result<(), ImapError> {
+        match self.imap.create(name) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = self.err(e);
+                let lower = e.message.to_ascii_lowercase();
+                if e.kind == Kind::No
+                    && (lower.contains("alreadyexists") || lower.contains("already exists"))
+                {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub fn subscribe(&mut self, name: &str) -> Result<(), ImapError> {
+        self.imap.subscribe(name).map_err(|e| self.err(e))
+    }
+
+    pub fn logout(mut self) {
+        let _ = self.imap.logout();
+    }
+
+    /// Drop a session that is out of step; nothing more is read from it.
+    pub fn abandon(self) {
+        self.wire.shutdown();
+    }
+
+    fn tag(&mut self) -> String {
+        self.next_tag += 1;
+        format!("B{}", self.next_tag)
+    }
+
+    /// Write APPENDs for `items` into `mailbox` (wire name). With LITERAL+ nothing is read
+    /// until [`Session::append_finish`], so the server works while we fetch the next batch.
+    pub fn append_send(
+        &mut self,
+        mailbox: &str,
+        items: &[AppendItem<'_>],
+    ) -> Result<Pending, ImapError> {
+        let mut pending = Pending {
+            tags: Vec::with_capacity(items.len()),
+            done: HashMap::new(),
+        };
+        let mbox = astring(mailbox);
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        for item in items {
+            let tag = self.tag();
+            let flags = item
+                .flags
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let date = item
+                .date
+                .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
+                .unwrap_or_default();
+            let n = item.body.len();
+            let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
+            let plus = if sync { "" } else { "+" };
+            out.extend_from_slice(
+                format!("{tag} APPEND {mbox} ({flags}){date} {{{n}{plus}}}\r\n").as_bytes(),
+            );
+            if sync {
+                self.write(&out)?;
+                out.clear();
+                self.wait_continuation(&tag, &mut pending)?;
+                if pending.done.contains_key(&tag) {
+                    // Refused before the literal was sent (e.g. too large).
+                    pending.tags.push(tag);
+                    continue;
+                }
+            }
+            if out.len() + n > 256 * 1024 {
+                self.write(&out)?;
+                out.clear();
+                self.write(item.body)?;
+            } else {
+                out.extend_from_slice(item.body);
+            }
+            out.extend_from_slice(b"\r\n");
+            pending.tags.push(tag);
+        }
+        self.write(&out)?;
+        self.wire
+            .flush()
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        Ok(pending)
+    }
+
+    /// Read the answers to every APPEND in `pending`, in order.
+    pub fn append_finish(&mut self, mut pending: Pending) -> Result<Vec<AppendOutcome>, ImapError> {
+        let wanted: Vec<String> = pending.tags.clone();
+        for tag in &wanted {
+            while !pending.done.contains_key(tag) {
+                self.read_response_line(&mut pending, None)?;
+            }
+        }
+        Ok(wanted
+            .iter()
+            .map(|t| {
+                pending
+                    .done
+                    .remove(t)
+                    .unwrap_or(AppendOutcome::Refused("no answer".into()))
+            })
+            .collect())
+    }
+
+    fn write(&self, data: &[u8]) -> Result<(), ImapError> {
+        self.wire
+            .write_all(data)
+            .map_err(|e| ImapError::io(e, &self.addr))
+    }
+
+    fn wait_continuation(&mut self, tag: &str, pending: &mut Pending) -> Result<(), ImapError> {
+        self.wire
+            .flush()
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        loop {
+            if self.read_response_line(pending, Some(tag))? {
+                return Ok(());
+            }
+            if pending.done.contains_key(tag) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Read one response. Returns true for a continuation ("+") when `want_cont` is set.
+    fn read_response_line(
+        &mut self,
+        pending: &mut Pending,
+        want_cont: Option<&str>,
+    ) -> Result<bool, ImapError> {
+        let mut line = Vec::new();
+        self.wire
+            .read_line(&mut line)
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        // An untagged response may carry literals; skip them whole.
+        while let Some(n) = trailing_literal(&line) {
+            line.clear();
+            let mut sink = Vec::new();
+            self.wire
+                .read_exact_into(&mut sink, n)
+                .map_err(|e| ImapError::io(e, &self.addr))?;
+            self.wire
+                .read_line(&mut line)
+                .map_err(|e| ImapError::io(e, &self.addr))?;
+        }
+        if line.starts_with(b"+") {
+            if want_cont.is_some() {
+                return Ok(true);
+            }
+            return Err(ImapError::new(
+                Kind::Protocol,
+                format!("{}: unexpected continuation request", self.addr),
+            ));
+        }
+        if line.starts_with(b"* BYE") {
+            return Err(ImapError::new(
+                Kind::Dropped,
+                format!(
+                    "{} closed the session: {}",
+                    self.addr,
+                    String::from_utf8_lossy(&line[5..]).trim()
+                ),
+            ));
+        }
+        if line.starts_with(b"*") {
+            return Ok(false);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        let (tag, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !tag.starts_with('B') {
+            return Err(ImapError::new(
+                Kind::Protocol,
+                format!(
+                    "{}: unexpected response '{}'",
+                    self.addr,
+                    truncate(text, 80)
+                ),
+            ));
+        }
+        let (status, info) = rest.split_once(' ').unwrap_or((rest, ""));
+        let outcome = if status.eq_ignore_ascii_case("OK") {
+            AppendOutcome::Stored(parse_appenduid(info))
+        } else if info.to_ascii_uppercase().contains("OVERQUOTA")
+            || info.to_ascii_lowercase().contains("quota exceeded")
+        {
+            return Err(ImapError::new(
+                Kind::OverQuota,
+                format!(
+                    "the destination {} is over quota: {}",
+                    self.addr,
+                    truncate(info, 120)
+                ),
+            ));
+        } else {
+            AppendOutcome::Refused(truncate(info, 200))
+        };
+        pending.done.insert(tag.to_string(), outcome);
+        Ok(false)
+    }
+}
+
+/// Holds a fetched batch of bodies; the bytes stay in the response buffer.
+pub struct Bodies {
+    fetches: imap::types::Fetches,
+}
+
+impl Bodies {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        self.fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?)))
+    }
+}
+
+fn folder_info(m: &imap::types::Mailbox) -> FolderInfo {
+    FolderInfo {
+        exists: m.exists,
+        uid_next: m.uid_next,
+        uid_validity: m.uid_validity,
+        permanent_flags: if m.permanent_flags.is_empty() {
+            None
+        } else {
+            Some(
+                m.permanent_flags
+                    .iter()
+                    .filter_map(|f| match f {
+                        Flag::MayCreate => Some("\\*".to_string()),
+                        other => flag_name(other),
+                    })
+                    .collect(),
+            )
+        },
+    }
+}
+
+fn flag_name(f: &Flag<'_>) -> Option<String> {
+    Some(match f {
+        Flag::Seen => "\\Seen".into(),
+        Flag::Answered => "\\Answered".into(),
+        Flag::Flagged => "\\Flagged".into(),
+        Flag::Deleted => "\\Deleted".into(),
+        Flag::Draft => "\\Draft".into(),
+        Flag::Recent => return None,
+        Flag::MayCreate => return None,
+        Flag::Custom(c) => c.to_string(),
+        _ => return None,
+    })
+}
+
+/// Quote a mailbox name for a command we write ourselves (the crate's APPEND does not
+/// escape `"` and `\`).
+pub fn astring(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn trailing_literal(line: &[u8]) -> Option<usize> {
+    let l = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))?;
+    let l = l.strip_suffix(b"}")?;
+    let open = l.iter().rposition(|&b| b == b'{')?;
+    let num = std::str::from_utf8(&l[open + 1..]).ok()?;
+    num.trim_end_matches('+').parse().ok()
+}
+
+fn parse_appenduid(info: &str) -> Option<u32> {
+    let i = info.to_ascii_uppercase().find("[APPENDUID ")?;
+    let rest = &info[i + "[APPENDUID ".len()..];
+    let end = rest.find(']')?;
+    let mut parts = rest[..end].split_whitespace();
+    let _validity = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// `(("" "/")) NIL NIL` → the first personal namespace.
+fn parse_personal_namespace(s: &str) -> Option<(String, Option<char>)> {
+    let s = s.trim_start();
+    let s = s.strip_prefix("((")?;
+    let (prefix, rest) = parse_quoted(s)?;
+    let rest = rest.trim_start();
+    let sep = if rest.starts_with("NIL") || rest.starts_with("nil") {
+        None
+    } else {
+        parse_quoted(rest).and_then(|(d, _)| d.chars().next())
+    };
+    Some((prefix, sep))
+}
+
+fn parse_quoted(s: &str) -> Option<(String, &str)> {
+    let s = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?.1),
+            '"' => return Some((out, &s[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+struct PlainAuth {
+    user: String,
+    secret: Secret,
+}
+
+impl imap::Authenticator for PlainAuth {
+    type Response = Vec<u8>;
+    fn process(&self, _challenge: &[u8]) -> Self::Response {
+        let mut v = Vec::new();
+        v.push(0);
+        v.extend_from_slice(self.user.as_bytes());
+        v.push(0);
+        v.extend_from_slice(self.secret.expose().as_bytes());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_parsing() {
+        assert_eq!(
+            parse_personal_namespace(r#"(("" "/")) NIL NIL"#),
+            Some((String::new(), Some('/')))
+        );
+        assert_eq!(
+            parse_personal_namespace(r#"(("INBOX." ".")) NIL NIL"#),
+            Some(("INBOX.".into(), Some('.')))
+        );
+        assert_eq!(parse_personal_namespace("NIL NIL NIL"), None);
+    }
+
+    #[test]
+    fn appenduid_parsing() {
+        assert_eq!(
+            parse_appenduid("[APPENDUID 1700000000 42] Append completed."),
+            Some(42)
+        );
+        assert_eq!(parse_appenduid("Append completed."), None);
+    }
+
+    #[test]
+    fn literal_detection() {
+        assert_eq!(trailing_literal(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
+        assert_eq!(trailing_literal(b"* 1 EXISTS\r\n"), None);
+    }
+
+    #[test]
+    fn quoting_escapes() {
+        assert_eq!(astring(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

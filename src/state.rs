@@ -1,0 +1,465 @@
+//! The resume file: what a job is, and how far each folder got.
+//!
+//! Written atomically (temporary file in the same directory, fsync, rename), mode 0600, after
+//! every folder and at checkpoints within a folder. It never holds a password or token.
+//! A sidecar `FILE.lock` (an OS file lock) keeps two runs off the same job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::Endpoint;
+use crate::event::{FailureReport, FolderStatus, RunStatus};
+
+/// Bumped on incompatible changes; a newer file is refused, never overwritten.
+pub const STATE_VERSION: u32 = 1;
+
+/// How often a folder in progress is written at most.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Everything that decides what a job copies. Two runs with the same identity are the same job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobIdentity {
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    #[serde(default)]
+    pub folder_map: Vec<(String, String)>,
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+impl JobIdentity {
+    /// A file name for this job: readable, and unique through a short hash.
+    pub fn file_name(&self) -> String {
+        let raw = format!(
+            "{}@{}-to-{}@{}",
+            self.source.user, self.source.host, self.destination.user, self.destination.host
+        );
+        let clean: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect();
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in json.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{clean}-{:08x}.json", h as u32)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} → {}", self.source.url(), self.destination.url())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FolderState {
+    pub source: String,
+    pub destination: String,
+    pub uid_validity: u32,
+    /// Every source message with a UID up to this one is settled (copied, present, skipped
+    /// or failed and listed).
+    pub last_uid: u32,
+    /// The destination folder's UIDVALIDITY and UIDNEXT after our last confirmed APPEND;
+    /// when both are unchanged at the next run nothing was appended since.
+    pub dest_uid_validity: Option<u32>,
+    pub dest_uid_next: Option<u32>,
+    pub messages: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub status: FolderStatus,
+    #[serde(default)]
+    pub failures: Vec<FailureReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Complete,
+    Partial,
+    Error,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateData {
+    pub version: u32,
+    pub tool: String,
+    pub job: JobIdentity,
+    pub status: JobStatus,
+    pub created: String,
+    pub updated: String,
+    pub folders: BTreeMap<String, FolderState>,
+}
+
+#[derive(Debug)]
+pub enum StateError {
+    /// Unreadable, corrupt, empty, truncated, or from a newer btsx.
+    Bad(String),
+    /// Belongs to another job.
+    Foreign(String),
+    /// Another btsx holds the lock.
+    Locked(String),
+    /// Cannot write.
+    Io(String),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Bad(s)
+            | StateError::Foreign(s)
+            | StateError::Locked(s)
+            | StateError::Io(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// Read a state file without locking it (for `btsx status` and `--resume`).
+pub fn read(path: &Path) -> Result<StateData, StateError> {
+    let shown = path.display();
+    let bytes = fs::read(path).map_err(|e| {
+        StateError::Bad(format!(
+            "cannot read state file {shown}: {} (check the path)",
+            crate::imap::error::truncate(&e.to_string(), 100)
+        ))
+    })?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(StateError::Bad(format!(
+            "state file {shown} is empty; delete it to start the job afresh (the destination index prevents duplicates)"
+        )));
+    }
+    // Look at the version first, so a newer format is named as such, not as corrupt.
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        StateError::Bad(format!(
+            "state file {shown} is corrupt or truncated ({e}); move it aside to start afresh (the destination index prevents duplicates)"
+        ))
+    })?;
+    match v.get("version").and_then(|v| v.as_u64()) {
+        Some(n) if n == u64::from(STATE_VERSION) => {}
+        Some(n) if n > u64::from(STATE_VERSION) => {
+            return Err(StateError::Bad(format!(
+                "state file {shown} has version {n}, newer than this btsx understands ({STATE_VERSION}); upgrade btsx"
+            )));
+        }
+        _ => {
+            return Err(StateError::Bad(format!(
+                "{shown} is not a btsx state file (no usable \"version\"); pass the right file or move it aside"
+            )));
+        }
+    }
+    if v.get("tool").and_then(|t| t.as_str()) != Some("btsx") {
+        return Err(StateError::Bad(format!(
+            "{shown} is not a btsx state file; pass the right file or move it aside"
+        )));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        StateError::Bad(format!(
+            "state file {shown} is corrupt ({e}); move it aside to start afresh (the destination index prevents duplicates)"
+        ))
+    })
+}
+
+pub struct StateStore {
+    path: PathBuf,
+    data: Mutex<StateData>,
+    last_write: Mutex<Instant>,
+    _lock: File,
+}
+
+impl StateStore {
+    /// Open (or create) the state of `job` at `path`, taking the lock.
+    pub fn open(path: &Path, job: &JobIdentity) -> Result<StateStore, StateError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| {
+                StateError::Io(format!(
+                    "cannot create the state directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let lock = lock_file(path)?;
+        let data = match fs::metadata(path) {
+            Ok(_) => {
+                let d = read(path)?;
+                if d.job != *job {
+                    return Err(StateError::Foreign(format!(
+                        "state file {} belongs to another job ({}); use another --state file, or --resume {} to continue that job",
+                        path.display(),
+                        d.job.describe(),
+                        path.display()
+                    )));
+                }
+                d
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let now = now();
+                StateData {
+                    version: STATE_VERSION,
+                    tool: "btsx".into(),
+                    job: job.clone(),
+                    status: JobStatus::Running,
+                    created: now.clone(),
+                    updated: now,
+                    folders: BTreeMap::new(),
+                }
+            }
+            Err(e) => {
+                return Err(StateError::Bad(format!(
+                    "cannot read state file {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let store = StateStore {
+            path: path.to_path_buf(),
+            data: Mutex::new(data),
+            last_write: Mutex::new(Instant::now()),
+            _lock: lock,
+        };
+        store.set_status(JobStatus::Running)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn folder(&self, source: &str) -> Option<FolderState> {
+        self.data.lock().ok()?.folders.get(source).cloned()
+    }
+
+    /// Record a folder's progress; written now when the folder is done, else at most every
+    /// [`CHECKPOINT_INTERVAL`].
+    pub fn update(&self, f: FolderState) -> Result<(), StateError> {
+        let settled = !matches!(f.status, FolderStatus::Interrupted | FolderStatus::Pending);
+        {
+            let mut d = self.data.lock().map_err(|_| poisoned())?;
+            d.folders.insert(f.source.clone(), f);
+        }
+        let due = self
+            .last_write
+            .lock()
+            .map(|t| t.elapsed() >= CHECKPOINT_INTERVAL)
+            .unwrap_or(true);
+        if settled || due {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn set_status(&self, s: JobStatus) -> Result<(), StateError> {
+        self.data.lock().map_err(|_| poisoned())?.status = s;
+        self.write()
+    }
+
+    /// The run ended: record how.
+    pub fn finish(&self, status: RunStatus) -> Result<(), StateError> {
+        self.set_status(match status {
+            RunStatus::Complete => JobStatus::Complete,
+            RunStatus::Partial => JobStatus::Partial,
+            RunStatus::Error => JobStatus::Error,
+            RunStatus::Interrupted => JobStatus::Interrupted,
+        })
+    }
+
+    /// Atomic replace: a crash leaves either the old or the new file, never half of one.
+    pub fn write(&self) -> Result<(), StateError> {
+        let json = {
+            let mut d = self.data.lock().map_err(|_| poisoned())?;
+            d.updated = now();
+            serde_json::to_vec_pretty(&*d).map_err(|e| StateError::Io(e.to_string()))?
+        };
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let io = |e: std::io::Error| {
+            StateError::Io(format!(
+                "cannot write state file {}: {e}",
+                self.path.display()
+            ))
+        };
+        // NamedTempFile is created 0600 and lives in the same directory, so rename is atomic.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".btsx-state")
+            .tempfile_in(&dir)
+            .map_err(io)?;
+        tmp.write_all(&json).map_err(io)?;
+        tmp.write_all(b"\n").map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&self.path).map_err(|e| io(e.error))?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        if let Ok(mut t) = self.last_write.lock() {
+            *t = Instant::now();
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> StateError {
+    StateError::Io("state lock poisoned".into())
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Is a run holding this state file right now?
+pub fn is_locked(path: &Path) -> bool {
+    match OpenOptions::new().write(true).open(lock_path(path)) {
+        Ok(f) => f.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File, StateError> {
+    let lp = lock_path(path);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lp)
+        .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lp.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
+            "another btsx is already running with state file {}; wait for it to finish (see `btsx status {}`)",
+            path.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StateError::Io(format!("cannot lock {}: {e}", lp.display())))
+        }
+    }
+}
+
+/// Where a job's state goes without `--state`: `$XDG_STATE_HOME/btsx/`, else
+/// `~/.local/state/btsx/`.
+pub fn default_path(job: &JobIdentity) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("btsx").join(job.file_name())
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn job() -> JobIdentity {
+        JobIdentity {
+            source: "imaps://a@src.example".parse().expect("url"),
+            destination: "imaps://b@dst.example".parse().expect("url"),
+            folder_map: vec![],
+            max_size: None,
+            include: vec![],
+            exclude: vec![],
+            since: None,
+            before: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_mode_and_lock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.json");
+        let st = StateStore::open(&p, &job()).expect("open");
+        assert_eq!(
+            fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(matches!(
+            StateStore::open(&p, &job()),
+            Err(StateError::Locked(_))
+        ));
+        st.finish(RunStatus::Complete).expect("finish");
+        drop(st);
+        let d = read(&p).expect("read");
+        assert_eq!(d.status, JobStatus::Complete);
+        assert!(StateStore::open(&p, &job()).is_ok());
+    }
+
+    #[test]
+    fn bad_files_are_named_and_explained() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.json");
+        for (content, want) in [
+            ("", "empty"),
+            ("{\"version\": 1, \"tool\": \"bt", "corrupt or truncated"),
+            ("{\"version\": 99, \"tool\": \"btsx\"}", "newer"),
+            ("{\"hello\": 1}", "not a btsx state file"),
+            ("[1,2]", "not a btsx state file"),
+        ] {
+            fs::write(&p, content).expect("write");
+            let e = StateStore::open(&p, &job()).err().expect("error");
+            let msg = e.to_string();
+            assert!(msg.contains(want), "{content:?}: {msg}");
+            assert!(msg.contains("s.json"), "{msg}");
+            // Never overwritten silently.
+            assert_eq!(fs::read_to_string(&p).expect("read"), content);
+        }
+    }
+
+    #[test]
+    fn foreign_job_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.json");
+        drop(StateStore::open(&p, &job()).expect("open"));
+        let mut other = job();
+        other.destination = "imaps://c@elsewhere.example".parse().expect("url");
+        let e = StateStore::open(&p, &other).err().expect("error");
+        assert!(matches!(e, StateError::Foreign(_)));
+        assert!(e.to_string().contains("another job"));
+    }
+
+    #[test]
+    fn file_names_differ_per_job() {
+        let mut other = job();
+        other.max_size = Some(5);
+        assert_ne!(job().file_name(), other.file_name());
+        assert!(
+            job()
+                .file_name()
+                .starts_with("a@src.example-to-b@dst.example-")
+        );
+    }
+}

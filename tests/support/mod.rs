@@ -1,0 +1,443 @@
+//! Real-server test harness: private Dovecot instances (scripts/testserver.sh),
+//! a deterministic mail generator (scripts/genmail.py) and an independent
+//! account digest (scripts/digest.py).
+//!
+//! Every `tests/*.rs` file that needs it does `mod support;`.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use tempfile::TempDir;
+
+const DEFAULT_USER: (&str, &str) = ("alice", "alice-pw");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(name: &str) -> PathBuf {
+    root().join("scripts").join(name)
+}
+
+/// Options for [`Dovecot::start`]. `separator: '\0'` (the default) means '/'.
+/// `extra_conf` is Dovecot configuration *text* appended to the generated
+/// config (later settings override earlier ones).
+#[derive(Clone, Debug, Default)]
+pub struct ServerOpts {
+    pub separator: char,
+    pub ns_prefix: Option<String>,
+    pub quota: Option<String>,
+    pub max_mail_size: Option<String>,
+    pub untrusted_cert: bool,
+    pub users: Vec<(String, String)>,
+    pub special_use: Vec<(String, String)>,
+    pub extra_conf: Option<String>,
+}
+
+/// A private Dovecot instance, stopped (and its directory removed) on drop.
+pub struct Dovecot {
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    pub ca_file: PathBuf,
+    pub dir: PathBuf,
+    users: Vec<(String, String)>,
+    _tmp: TempDir,
+}
+
+impl Dovecot {
+    /// Starts a server; panics with the Dovecot log if it does not come up.
+    pub fn start(opts: ServerOpts) -> Dovecot {
+        let tmp = tempfile::Builder::new()
+            .prefix("btsx-dovecot-")
+            .tempdir()
+            .expect("create temp dir for dovecot");
+        let dir = tmp.path().to_path_buf();
+        let users = if opts.users.is_empty() {
+            vec![(DEFAULT_USER.0.to_string(), DEFAULT_USER.1.to_string())]
+        } else {
+            opts.users.clone()
+        };
+        let sep = if opts.separator == '\0' {
+            '/'
+        } else {
+            opts.separator
+        };
+
+        let mut cmd = Command::new("bash");
+        cmd.arg(script("testserver.sh"))
+            .arg("start")
+            .arg(&dir)
+            .arg("--separator")
+            .arg(sep.to_string())
+            .arg("--owner-pid")
+            .arg(std::process::id().to_string());
+        if let Some(p) = &opts.ns_prefix {
+            cmd.arg("--ns-prefix").arg(p);
+        }
+        if let Some(q) = &opts.quota {
+            cmd.arg("--quota").arg(q);
+        }
+        if let Some(m) = &opts.max_mail_size {
+            cmd.arg("--max-mail-size").arg(m);
+        }
+        if opts.untrusted_cert {
+            cmd.arg("--untrusted-cert");
+        }
+        for (u, p) in &users {
+            cmd.arg("--user").arg(format!("{u}:{p}"));
+        }
+        for (name, flag) in &opts.special_use {
+            cmd.arg("--special-use").arg(format!("{name}={flag}"));
+        }
+        if let Some(text) = &opts.extra_conf {
+            let path = dir.join("extra.conf");
+            std::fs::write(&path, text).expect("write extra.conf");
+            cmd.arg("--extra-conf").arg(path);
+        }
+        let out = run(cmd.stdin(Stdio::null()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            let log = std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default();
+            panic!(
+                "testserver.sh start failed ({}):\n{}\n--- dovecot.log ---\n{log}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let var = |key: &str| -> u16 {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("testserver.sh printed no {key}: {stdout}"))
+        };
+        Dovecot {
+            imap_port: var("IMAP_PORT"),
+            imaps_port: var("IMAPS_PORT"),
+            ca_file: root().join("tests/fixtures/ca.pem"),
+            dir,
+            users,
+            _tmp: tmp,
+        }
+    }
+
+    /// Separator '/', maildir LAYOUT=fs, user alice/alice-pw.
+    pub fn source() -> Dovecot {
+        Dovecot::start(ServerOpts {
+            separator: '/',
+            ..ServerOpts::default()
+        })
+    }
+
+    /// Separator '.', Maildir++, user alice/alice-pw.
+    pub fn destination() -> Dovecot {
+        Dovecot::start(ServerOpts {
+            separator: '.',
+            ..ServerOpts::default()
+        })
+    }
+
+    /// `imaps://USER@localhost:IMAPS_PORT` (user percent-encoded).
+    pub fn url(&self, user: &str) -> String {
+        format!("imaps://{}@localhost:{}", pct(user), self.imaps_port)
+    }
+
+    /// `imap://USER@localhost:IMAP_PORT` (plain port, offers STARTTLS).
+    pub fn starttls_url(&self, user: &str) -> String {
+        format!("imap://{}@localhost:{}", pct(user), self.imap_port)
+    }
+
+    pub fn password(&self, user: &str) -> String {
+        self.users
+            .iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no such test user {user:?}"))
+    }
+
+    /// The Dovecot log so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("dovecot.log")).unwrap_or_default())
+            .into_owned()
+    }
+
+    /// Runs scripts/genmail.py against this server; returns its JSON summary
+    /// `{"folders": n, "messages": n, "bytes": n}`.
+    pub fn generate(&self, user: &str, args: &[&str]) -> serde_json::Value {
+        let out = self.python("genmail.py", user, args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "genmail.py printed bad JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs scripts/digest.py (plain IMAP) against this server.
+    pub fn digest(&self, user: &str) -> Digest {
+        let out = self.python("digest.py", user, &[]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "digest.py printed bad JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn python(&self, name: &str, user: &str, args: &[&str]) -> Output {
+        let out = run(Command::new("python3")
+            .arg(script(name))
+            .arg("--port")
+            .arg(self.imap_port.to_string())
+            .arg("--user")
+            .arg(user)
+            .arg("--password")
+            .arg(self.password(user))
+            .args(args)
+            .stdin(Stdio::null()));
+        if !out.status.success() {
+            panic!(
+                "{name} {args:?} failed ({}):\n{}\n--- dovecot.log ---\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+        out
+    }
+
+    /// Logs in as `user` over plain IMAP, runs `commands` (untagged, e.g.
+    /// `"SELECT INBOX"`, `"STORE 1 +FLAGS (\\Deleted)"`; a command may carry
+    /// synchronizing literals written as `{N}\r\n` followed by the N bytes),
+    /// logs out and returns the transcript: client lines prefixed `C: `
+    /// (`C: t1 SELECT INBOX`), server responses prefixed `S: `. NO/BAD answers
+    /// are recorded, not fatal; a failing LOGIN panics.
+    pub fn imap(&self, user: &str, commands: &[&str]) -> String {
+        let mut s = RawImap::connect(self.imap_port);
+        let login = format!("LOGIN {} {}", quote(user), quote(&self.password(user)));
+        let (ok, t) = s.run("t0", &login);
+        assert!(ok, "IMAP LOGIN as {user} failed:\n{t}");
+        let mut transcript = String::new();
+        for (i, c) in commands.iter().enumerate() {
+            let (_, t) = s.run(&format!("t{}", i + 1), c);
+            transcript.push_str(&t);
+        }
+        let _ = s.run("t99999", "LOGOUT");
+        transcript
+    }
+
+    /// Stops the server now (idempotent; drop does it anyway).
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(script("testserver.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Minimal IMAP client for [`Dovecot::imap`].
+struct RawImap {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl RawImap {
+    fn connect(port: u16) -> RawImap {
+        let w = TcpStream::connect(("127.0.0.1", port)).expect("connect to test dovecot");
+        w.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        let mut s = RawImap { w, r };
+        let greeting = s.response();
+        assert!(greeting.starts_with(b"* OK"), "bad greeting {greeting:?}");
+        s
+    }
+
+    /// One response line with any literals inlined.
+    fn response(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let start = out.len();
+            let n = self
+                .r
+                .read_until(b'\n', &mut out)
+                .expect("read from dovecot");
+            assert!(n > 0, "dovecot closed the connection");
+            match literal_len(&out[start..]) {
+                Some(len) => {
+                    let at = out.len();
+                    out.resize(at + len, 0);
+                    self.r.read_exact(&mut out[at..]).expect("read literal");
+                }
+                None => return out,
+            }
+        }
+    }
+
+    /// Sends `tag command`, waiting for continuations at synchronizing
+    /// literals; returns (tagged OK?, transcript).
+    fn run(&mut self, tag: &str, command: &str) -> (bool, String) {
+        let mut t = String::new();
+        let full = format!("{tag} {command}");
+        t.push_str("C: ");
+        t.push_str(full.trim_end_matches("\r\n"));
+        t.push('\n');
+        let bytes = full.as_bytes();
+        let mut pos = 0;
+        let tagsp = format!("{tag} ");
+        loop {
+            // next "{N}\r\n" (synchronizing literal) after pos
+            let sync = find_sync_literal(&bytes[pos..]).map(|(end, len)| (pos + end, len));
+            match sync {
+                Some((end, len)) => {
+                    self.w.write_all(&bytes[pos..end]).unwrap();
+                    loop {
+                        let r = self.response();
+                        t.push_str("S: ");
+                        t.push_str(&String::from_utf8_lossy(&r));
+                        if r.starts_with(b"+") {
+                            break;
+                        }
+                        if r.starts_with(tagsp.as_bytes()) {
+                            return (false, t);
+                        }
+                    }
+                    let lit_end = (end + len).min(bytes.len());
+                    self.w.write_all(&bytes[end..lit_end]).unwrap();
+                    pos = lit_end;
+                }
+                None => {
+                    self.w.write_all(&bytes[pos..]).unwrap();
+                    self.w.write_all(b"\r\n").unwrap();
+                    break;
+                }
+            }
+        }
+        loop {
+            let r = self.response();
+            t.push_str("S: ");
+            t.push_str(&String::from_utf8_lossy(&r));
+            if r.starts_with(tagsp.as_bytes()) {
+                let ok = r[tagsp.len()..].starts_with(b"OK");
+                return (ok, t);
+            }
+        }
+    }
+}
+
+/// `...{N}\r\n` or `{N+}\r\n` at the end of a line -> N.
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = &line[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// First synchronizing literal marker `{N}\r\n` in `b`: (offset just past
+/// the CRLF, N).
+fn find_sync_literal(b: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'{' {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > i + 1 && b[j..].starts_with(b"}\r\n") {
+                let n = std::str::from_utf8(&b[i + 1..j]).ok()?.parse().ok()?;
+                return Some((j + 3, n));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Output of scripts/digest.py.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Digest {
+    /// The server's hierarchy separator ('\0' if the server reported NIL).
+    #[serde(deserialize_with = "separator")]
+    pub separator: char,
+    /// Decoded (UTF-8) full folder names; \Noselect folders are left out.
+    pub folders: BTreeMap<String, FolderDigest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FolderDigest {
+    pub special_use: Vec<String>,
+    pub subscribed: bool,
+    /// Sorted by (sha256, flags, internaldate).
+    pub messages: Vec<MsgDigest>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct MsgDigest {
+    pub sha256: String,
+    pub size: u64,
+    /// Sorted, without \Recent.
+    pub flags: Vec<String>,
+    /// Seconds since the epoch (UTC).
+    pub internaldate: i64,
+    pub message_id: Option<String>,
+}
+
+fn separator<'de, D: Deserializer<'de>>(d: D) -> Result<char, D::Error> {
+    Ok(Option::<char>::deserialize(d)?.unwrap_or('\0'))
+}
+
+/// The btsx binary, with every BTSX_* variable and NO_COLOR removed from
+/// its environment.
+pub fn btsx() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_btsx"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("BTSX_") {
+            c.env_remove(k);
+        }
+    }
+    c.env_remove("NO_COLOR");
+    c
+}
+
+pub fn total_messages(d: &Digest) -> usize {
+    d.folders.values().map(|f| f.messages.len()).sum()
+}
