@@ -1,0 +1,299 @@
+//! `btsx migrate` against two real Dovecot servers: source separator '/', destination '.'.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use support::{Digest, Dovecot, MsgDigest, btsx};
+
+const USER: &str = "alice";
+
+/// Run `btsx migrate src dst` with passwords from the environment and the given extra args.
+fn migrate(src: &Dovecot, dst: &Dovecot, state: &Path, extra: &[&str]) -> Output {
+    btsx()
+        .arg("migrate")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env(
+            "XDG_STATE_HOME",
+            state.parent().unwrap_or(Path::new("/tmp")),
+        )
+        .output()
+        .expect("run btsx")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{out:?}")))
+        .collect()
+}
+
+fn summary(events: &[Value]) -> &Value {
+    let last = events.last().expect("at least one event");
+    assert_eq!(last["type"], "summary", "last line must be the summary");
+    last
+}
+
+/// Source folder → destination folder, from the summary (checked separately below).
+fn folder_map(events: &[Value]) -> HashMap<String, String> {
+    summary(events)["per_folder"]
+        .as_array()
+        .expect("per_folder")
+        .iter()
+        .map(|f| {
+            (
+                f["folder"].as_str().unwrap_or_default().to_string(),
+                f["destination"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every source folder's messages (bytes, flags, dates) are exactly in its destination folder.
+fn assert_same_mail(src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
+    let mut expected: BTreeMap<String, Vec<MsgDigest>> = BTreeMap::new();
+    for (name, f) in &src.folders {
+        let d = map
+            .get(name)
+            .unwrap_or_else(|| panic!("source folder {name:?} missing from the summary"));
+        expected
+            .entry(d.clone())
+            .or_default()
+            .extend(f.messages.iter().cloned());
+    }
+    for (dname, mut msgs) in expected {
+        msgs.sort();
+        let got = dst
+            .folders
+            .get(&dname)
+            .unwrap_or_else(|| panic!("destination folder {dname:?} missing"));
+        let mut have = got.messages.clone();
+        have.sort();
+        assert_eq!(
+            have.len(),
+            msgs.len(),
+            "message count in destination folder {dname:?}"
+        );
+        assert_eq!(have, msgs, "messages (bytes, flags, dates) in {dname:?}");
+    }
+}
+
+#[test]
+fn full_migration_is_lossless_and_reruns_copy_nothing() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    let generated = src.generate(USER, &["--seed", "7", "--messages", "300"]);
+    let src_digest = src.digest(USER);
+    let total = support::total_messages(&src_digest);
+    assert_eq!(Some(total as u64), generated["messages"].as_u64());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+
+    // First run: everything copied.
+    let out = migrate(&src, &dst, &state, &["--json"]);
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sum["status"], "complete");
+    assert_eq!(sum["messages_copied"].as_u64(), Some(total as u64));
+    assert_eq!(sum["messages_failed"].as_u64(), Some(0));
+    let map = folder_map(&events);
+
+    // Folder names: hierarchy translated, non-ASCII decoded, the plain '.' not a hierarchy.
+    for (s, d) in [
+        ("INBOX", "INBOX"),
+        ("Archive/2020/Q1", "Archive.2020.Q1"),
+        ("Entwürfe", "Entwürfe"),
+        ("日本語", "日本語"),
+        ("Old Mail", "Old Mail"),
+        ("Empty", "Empty"),
+        ("a.b", "a_b"),
+    ] {
+        assert_eq!(map.get(s).map(String::as_str), Some(d), "mapping of {s}");
+    }
+    let dst_digest = dst.digest(USER);
+    assert_same_mail(&src_digest, &dst_digest, &map);
+    assert!(
+        dst_digest.folders.contains_key("Empty"),
+        "empty folder created"
+    );
+    for (name, f) in &dst_digest.folders {
+        if name != "INBOX" {
+            assert!(f.subscribed, "{name} subscribed");
+        }
+    }
+    // The warning about the plain separator says how the folder was mapped.
+    assert!(events.iter().any(
+        |e| e["type"] == "warning" && e["message"].as_str().unwrap_or_default().contains("a_b")
+    ));
+    // Migrate never changes the source.
+    assert_eq!(src.digest(USER), src_digest, "source unchanged");
+
+    // Second run with the same state: incremental, nothing to copy, no body fetched.
+    let out = migrate(&src, &dst, &state, &["--json"]);
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sum["messages_copied"].as_u64(), Some(0));
+    assert_eq!(sum["messages_total"].as_u64(), Some(0));
+    assert!(!events.iter().any(|e| e["type"] == "message_skipped"));
+
+    // A run without the state: the destination index finds everything already there.
+    let fresh = tmp.path().join("other.json");
+    let out = migrate(&src, &dst, &fresh, &["--json"]);
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sum["messages_copied"].as_u64(), Some(0));
+    assert_eq!(sum["messages_skipped"].as_u64(), Some(total as u64));
+    assert_eq!(dst.digest(USER), dst_digest, "nothing duplicated");
+}
+
+#[test]
+fn partially_present_destination_gets_only_what_is_missing() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "3", "--messages", "120"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("a.json"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let map = folder_map(&json_lines(&out));
+    // Remove two INBOX messages on the destination, then migrate again without state.
+    dst.imap(
+        USER,
+        &[
+            "SELECT INBOX",
+            "STORE 1:2 +FLAGS.SILENT (\\Deleted)",
+            "EXPUNGE",
+        ],
+    );
+    let out = migrate(&src, &dst, &tmp.path().join("b.json"), &["--json"]);
+    let events = json_lines(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary(&events)["messages_copied"].as_u64(), Some(2));
+    assert_same_mail(&src.digest(USER), &dst.digest(USER), &map);
+}
+
+#[test]
+fn json_stream_is_complete_and_ordered() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "5", "--messages", "80"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("s.json"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr with --json: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = json_lines(&out);
+    assert_eq!(events[0]["type"], "start");
+    assert_eq!(events[0]["format_version"], 1);
+    for e in &events {
+        let ts = e["ts"].as_str().expect("ts");
+        assert!(humantime::parse_rfc3339(ts).is_ok(), "ts {ts}");
+    }
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "phase")
+        .filter_map(|e| e["phase"].as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "initializing",
+            "scanning_folders",
+            "creating_folders",
+            "copying_messages",
+            "finalizing",
+            "complete"
+        ]
+    );
+    for side in ["source", "destination"] {
+        let states: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "connection" && e["side"] == side)
+            .filter_map(|e| e["state"].as_str())
+            .collect();
+        assert_eq!(
+            states,
+            ["connecting", "connected", "authenticating", "authenticated"]
+        );
+    }
+    // Every started folder finishes; progress reaches the total.
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "folder_started")
+        .filter_map(|e| e["folder"].as_str())
+        .collect();
+    for f in &started {
+        assert!(events.iter().any(|e| e["type"] == "folder_finished"
+            && e["folder"] == *f
+            && e["status"] == "complete"));
+    }
+    let last_progress = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "progress")
+        .expect("progress events");
+    assert_eq!(
+        last_progress["overall_done"],
+        last_progress["overall_total"]
+    );
+    assert_eq!(last_progress["overall_total"].as_u64(), Some(80));
+}
+
+#[test]
+fn plain_human_output_has_the_live_lines() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "9", "--messages", "250"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("s.json"), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "humans on stderr, nothing on stdout");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "✓ Connected to source server: localhost",
+        "✓ Connected to destination server: localhost",
+        "→ Scanning folders...",
+        "✓ Found 13 folders",
+        "→ Creating folder: Archive.2020.Q1",
+        "→ Copying messages from INBOX (",
+        "⚠ Warning: folder 'a.b'",
+        "Migration complete",
+        "Total Folders",
+        "Average speed:",
+        "Folder",
+        "✓ complete",
+    ] {
+        if want == "Total Folders" {
+            assert!(err.contains("Folders:"), "missing folders total in:\n{err}");
+            continue;
+        }
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains('\u{1b}'),
+        "no color or cursor codes off a terminal"
+    );
+    // Summary numbers.
+    assert!(err.contains("250 copied"), "{err}");
+}
