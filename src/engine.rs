@@ -442,8 +442,14 @@ impl Engine {
             if let Some(r) = &resume {
                 if Some(r.uid_validity) == info.uid_validity {
                     start_uid = r.last_uid.saturating_add(1);
+                    // Messages that failed last time are tried again; the index skips the
+                    // ones after them that did land.
+                    if let Some(first_failed) = r.failures.iter().map(|f| f.uid).min() {
+                        start_uid = start_uid.min(first_failed);
+                    }
                     // Nothing was appended since the last checkpoint: no need to index.
                     if m.exists
+                        && r.failures.is_empty()
                         && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
                         && let Ok(st) = main.dst.status(&m.dest_wire)
                         && st.uid_validity == Some(v)
@@ -777,7 +783,7 @@ impl Engine {
         prog.dest_uid_next = dinfo.uid_next;
 
         // Already there? Only worth asking when the destination folder holds anything.
-        let mut present: HashSet<u32> = HashSet::new();
+        let mut present: HashMap<u32, Option<String>> = HashMap::new();
         if dinfo.exists > 0 && (task.index_destination || prog.unconfirmed) {
             let idx = self
                 .index_destination(dst, dinfo.exists)
@@ -809,8 +815,8 @@ impl Engine {
                     break;
                 }
                 i += 1;
-                if present.contains(&m.uid) {
-                    self.skip(task, prog, m, None, SkipReason::AlreadyPresent);
+                if let Some(id) = present.get(&m.uid) {
+                    self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
@@ -1041,15 +1047,15 @@ impl Engine {
         src: &mut Session,
         metas: &[MessageMeta],
         mut idx: Index,
-    ) -> Result<HashSet<u32>, ImapError> {
-        let mut present = HashSet::new();
+    ) -> Result<HashMap<u32, Option<String>>, ImapError> {
+        let mut present = HashMap::new();
         for chunk in metas.chunks(2000) {
             let uids = uid_set(chunk.iter().map(|m| m.uid));
             let mut heads = src.fetch_headers(&uids)?;
             heads.sort_by_key(|h| h.uid);
             for h in heads {
                 if idx.take(&index::key(&h.headers, h.size)) {
-                    present.insert(h.uid);
+                    present.insert(h.uid, index::message_id(&h.headers));
                 }
             }
         }

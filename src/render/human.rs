@@ -257,7 +257,7 @@ impl HumanSink {
 
 fn overall_style(color: &str) -> ProgressStyle {
     ProgressStyle::with_template(&format!(
-        "{{prefix:>12.bold}} [{{bar:40.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  {{per_sec}}  ETA {{eta}}"
+        "{{prefix:>12.bold}} [{{bar:40.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
     ))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ")

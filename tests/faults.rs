@@ -1,0 +1,456 @@
+//! Migrations through a fault-injecting proxy (tests/support/proxy.rs) against
+//! real Dovecot servers: dropped connections, stalls past `--timeout` and
+//! garbage from the server must all end in a complete, lossless and
+//! duplicate-free copy.
+
+#[path = "support/proxy.rs"]
+mod proxy;
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use proxy::{Dir, Proxy, Rule};
+use serde_json::Value;
+use support::{Digest, Dovecot, MsgDigest, btsx, total_messages};
+
+const USER: &str = "alice";
+const MB: u64 = 1024 * 1024;
+
+/// How one side is reached: the URL to give btsx (through a proxy or not).
+struct Side<'a> {
+    server: &'a Dovecot,
+    url: String,
+}
+
+impl<'a> Side<'a> {
+    fn direct(server: &'a Dovecot) -> Side<'a> {
+        Side {
+            url: server.url(USER),
+            server,
+        }
+    }
+
+    /// imaps:// through `proxy` (which relays the server's IMAPS port).
+    fn via(server: &'a Dovecot, proxy: &Proxy) -> Side<'a> {
+        Side {
+            url: format!("imaps://{USER}@localhost:{}", proxy.port),
+            server,
+        }
+    }
+
+    /// imap:// (plaintext) through `proxy` (which relays the plain IMAP port).
+    fn via_plain(server: &'a Dovecot, proxy: &Proxy) -> Side<'a> {
+        Side {
+            url: format!("imap://{USER}@localhost:{}", proxy.port),
+            server,
+        }
+    }
+}
+
+fn migrate(src: &Side, dst: &Side, state_dir: &Path, extra: &[&str]) -> Output {
+    btsx()
+        .arg("migrate")
+        .arg(&src.url)
+        .arg(&dst.url)
+        .arg("--ca-file")
+        .arg(&src.server.ca_file)
+        .arg("--state")
+        .arg(state_dir.join("state.json"))
+        .arg("--json")
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.server.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.server.password(USER))
+        .env("XDG_STATE_HOME", state_dir)
+        .output()
+        .expect("run btsx")
+}
+
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn summary(ev: &[Value]) -> &Value {
+    let last = ev.last().expect("no JSON events");
+    assert_eq!(last["type"], "summary", "the last JSON line is the summary");
+    last
+}
+
+/// Everything a failing assertion should show.
+fn context(out: &Output, proxies: &[&Proxy]) -> String {
+    let mut s = format!(
+        "exit: {}\nstderr:\n{}\n",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let interesting: Vec<&str> = stdout
+        .lines()
+        .filter(|l| {
+            !l.contains("\"type\":\"progress\"") && !l.contains("\"type\":\"message_skipped\"")
+        })
+        .collect();
+    s.push_str("events (no progress):\n");
+    for l in interesting.iter().rev().take(80).rev() {
+        s.push_str(l);
+        s.push('\n');
+    }
+    for (i, p) in proxies.iter().enumerate() {
+        s.push_str(&format!(
+            "proxy {i}: {} connections, {} faults\n",
+            p.connections(),
+            p.faults()
+        ));
+        for l in p.log() {
+            s.push_str(&format!("  {l}\n"));
+        }
+    }
+    s
+}
+
+/// The destination name btsx gives a source folder ('/' → '.', '.' in a name → '_').
+fn expected_dest(src_name: &str) -> String {
+    src_name
+        .split('/')
+        .map(|c| c.replace('.', "_"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Source folder → destination folder, from the `folder_found` events.
+fn folder_map(ev: &[Value]) -> HashMap<String, String> {
+    ev.iter()
+        .filter(|e| e["type"] == "folder_found")
+        .map(|e| {
+            (
+                e["folder"].as_str().unwrap_or_default().to_string(),
+                e["destination"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+type Key = (String, Vec<String>, i64);
+
+fn key(m: &MsgDigest) -> Key {
+    (m.sha256.clone(), m.flags.clone(), m.internaldate)
+}
+
+/// Every source message is in its destination folder exactly as often as in
+/// the source (multiset of sha256 + flags + internaldate), and the destination
+/// holds nothing else. Folders that btsx mapped onto one destination folder
+/// (special-use) are compared as a union.
+fn assert_lossless(src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
+    let mut expected: BTreeMap<String, Vec<Key>> = BTreeMap::new();
+    for (name, f) in &src.folders {
+        let d = map
+            .get(name)
+            .unwrap_or_else(|| panic!("no folder_found event for source folder {name:?}"));
+        if f.special_use.is_empty() {
+            assert_eq!(d, &expected_dest(name), "destination name of {name:?}");
+        }
+        expected
+            .entry(d.clone())
+            .or_default()
+            .extend(f.messages.iter().map(key));
+    }
+    for (dname, mut want) in expected {
+        want.sort();
+        let got = dst
+            .folders
+            .get(&dname)
+            .unwrap_or_else(|| panic!("destination folder {dname:?} missing"));
+        let mut have: Vec<Key> = got.messages.iter().map(key).collect();
+        have.sort();
+        if have != want {
+            let count = |v: &[Key]| {
+                let mut m: BTreeMap<Key, i64> = BTreeMap::new();
+                for k in v {
+                    *m.entry(k.clone()).or_default() += 1;
+                }
+                m
+            };
+            let (w, h) = (count(&want), count(&have));
+            let missing: Vec<_> = w
+                .iter()
+                .filter(|(k, n)| h.get(*k).copied().unwrap_or(0) < **n)
+                .map(|(k, _)| &k.0[..12])
+                .collect();
+            let extra: Vec<_> = h
+                .iter()
+                .filter(|(k, n)| w.get(*k).copied().unwrap_or(0) < **n)
+                .map(|(k, _)| &k.0[..12])
+                .collect();
+            panic!(
+                "folder {dname:?}: {} messages expected, {} found; missing {missing:?}, extra/duplicated {extra:?}",
+                want.len(),
+                have.len()
+            );
+        }
+    }
+    let mapped: Vec<&String> = map.values().collect();
+    for (name, f) in &dst.folders {
+        if !mapped.contains(&name) {
+            assert!(
+                f.messages.is_empty(),
+                "unexpected messages in destination folder {name:?}"
+            );
+        }
+    }
+    assert_eq!(total_messages(src), total_messages(dst));
+}
+
+fn connection_states(ev: &[Value], side: &str) -> Vec<String> {
+    ev.iter()
+        .filter(|e| e["type"] == "connection" && e["side"] == side)
+        .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A `reconnecting` event on some side, followed later by `reconnected`.
+fn assert_reconnect_events(ev: &[Value], ctx: &str) {
+    let states: Vec<(usize, String)> = ev
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["type"] == "connection")
+        .map(|(i, e)| (i, e["state"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let first = states
+        .iter()
+        .find(|(_, s)| s == "reconnecting")
+        .unwrap_or_else(|| panic!("no connection event 'reconnecting'\n{ctx}"));
+    assert!(
+        states
+            .iter()
+            .any(|(i, s)| *i > first.0 && s == "reconnected"),
+        "no 'reconnected' after 'reconnecting'\n{ctx}"
+    );
+    for e in ev
+        .iter()
+        .filter(|e| e["type"] == "connection" && e["state"] == "reconnecting")
+    {
+        assert!(
+            e["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "reconnecting without a reason: {e}"
+        );
+    }
+}
+
+fn assert_complete(out: &Output, ev: &[Value], ctx: &str) {
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let s = summary(ev);
+    assert_eq!(s["status"], "complete", "{ctx}");
+    assert_eq!(s["exit_code"], 0);
+    assert_eq!(s["messages_failed"], 0, "{ctx}");
+    assert!(s["error"].is_null(), "{ctx}");
+}
+
+fn state_is_complete(state_dir: &Path) {
+    let st: Value = serde_json::from_slice(
+        &std::fs::read(state_dir.join("state.json")).expect("state file written"),
+    )
+    .expect("state file is JSON");
+    assert_eq!(st["status"], "complete", "{st}");
+    for (name, f) in st["folders"].as_object().expect("folders") {
+        assert_eq!(f["status"], "complete", "state of {name}: {f}");
+    }
+}
+
+#[test]
+fn cuts_every_two_megabytes_on_both_sides_lose_and_duplicate_nothing() {
+    let (src, dst) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            let src = Dovecot::source();
+            src.generate(USER, &["--seed", "11", "--messages", "450"]);
+            src
+        });
+        let b = s.spawn(Dovecot::destination);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let src_digest = src.digest(USER);
+    let bytes: u64 = src_digest
+        .folders
+        .values()
+        .flat_map(|f| &f.messages)
+        .map(|m| m.size)
+        .sum();
+    assert!(bytes > 8 * MB, "only {bytes} bytes generated");
+
+    // Source: cut the server→client stream (FETCH bodies); destination: cut the
+    // client→server stream (pipelined APPENDs, so some land unconfirmed).
+    let psrc = Proxy::start(
+        src.imaps_port,
+        Some(Rule::cut_every(Dir::ServerToClient, 2 * MB, 4)),
+    );
+    let pdst = Proxy::start(
+        dst.imaps_port,
+        Some(Rule::cut_every(Dir::ClientToServer, 2 * MB + 300 * 1024, 4)),
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::via(&src, &psrc),
+        &Side::via(&dst, &pdst),
+        state.path(),
+        &["--retries", "10", "--timeout", "20s"],
+    );
+    let ev = events(&out);
+    let ctx = context(&out, &[&psrc, &pdst]);
+    assert!(psrc.faults() >= 3, "source proxy cut too little\n{ctx}");
+    assert!(
+        pdst.faults() >= 3,
+        "destination proxy cut too little\n{ctx}"
+    );
+    assert_complete(&out, &ev, &ctx);
+    let s = summary(&ev);
+    assert!(s["reconnects_source"].as_u64().unwrap_or(0) > 0, "{ctx}");
+    assert!(
+        s["reconnects_destination"].as_u64().unwrap_or(0) > 0,
+        "{ctx}"
+    );
+    assert_reconnect_events(&ev, &ctx);
+    for side in ["source", "destination"] {
+        let st = connection_states(&ev, side);
+        assert!(
+            st.iter().any(|s| s == "reconnecting") && st.iter().any(|s| s == "reconnected"),
+            "{side}: {st:?}"
+        );
+        assert!(!st.iter().any(|s| s == "failed"), "{side}: {st:?}");
+    }
+    assert_eq!(
+        s["messages_total"].as_u64(),
+        Some(total_messages(&src_digest) as u64)
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+    assert_eq!(src.digest(USER), src_digest, "the source is unchanged");
+    state_is_complete(state.path());
+
+    // A second run (no faults, a new job) finds everything in place and copies nothing.
+    drop((psrc, pdst));
+    let state2 = tempfile::tempdir().expect("state dir");
+    let out = migrate(&Side::direct(&src), &Side::direct(&dst), state2.path(), &[]);
+    let ev = events(&out);
+    let ctx = context(&out, &[]);
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(summary(&ev)["messages_copied"], 0, "{ctx}");
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+}
+
+#[test]
+fn stall_past_the_timeout_reconnects_and_loses_nothing() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "12", "--messages", "150"]);
+    let src_digest = src.digest(USER);
+
+    // Stall the source once, mid-copy, for longer than --timeout.
+    let psrc = Proxy::start(
+        src.imaps_port,
+        Some(Rule::stall_once(
+            Dir::ServerToClient,
+            MB,
+            Duration::from_secs(8),
+        )),
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    let started = std::time::Instant::now();
+    let out = migrate(
+        &Side::via(&src, &psrc),
+        &Side::direct(&dst),
+        state.path(),
+        &["--timeout", "2s", "--jobs", "2"],
+    );
+    let ev = events(&out);
+    let ctx = context(&out, &[&psrc]);
+    assert_eq!(psrc.faults(), 1, "the stall happened\n{ctx}");
+    assert_complete(&out, &ev, &ctx);
+    let s = summary(&ev);
+    assert!(s["reconnects_source"].as_u64().unwrap_or(0) >= 1, "{ctx}");
+    assert_reconnect_events(&ev, &ctx);
+    let reason = ev
+        .iter()
+        .find(|e| e["type"] == "connection" && e["state"] == "reconnecting")
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("timed out"), "reason: {reason}\n{ctx}");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "recovery took {:?}",
+        started.elapsed()
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+    state_is_complete(state.path());
+}
+
+#[test]
+fn garbage_untagged_line_drops_the_session_and_loses_nothing() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "13", "--messages", "150"]);
+    let src_digest = src.digest(USER);
+
+    // Plaintext, so the line can be put between two responses of the source.
+    let psrc = Proxy::start(
+        src.imap_port,
+        Some(Rule::inject_once(
+            512 * 1024,
+            b"* GARBAGE \x01\x02 unparsable\r\n",
+        )),
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::via_plain(&src, &psrc),
+        &Side::direct(&dst),
+        state.path(),
+        &["--plaintext", "--timeout", "10s", "--jobs", "2"],
+    );
+    let ev = events(&out);
+    let ctx = context(&out, &[&psrc]);
+    assert_eq!(psrc.faults(), 1, "the line was injected\n{ctx}");
+    assert_complete(&out, &ev, &ctx);
+    let s = summary(&ev);
+    assert!(
+        s["reconnects_source"].as_u64().unwrap_or(0) >= 1,
+        "the out-of-step session is dropped\n{ctx}"
+    );
+    assert_reconnect_events(&ev, &ctx);
+    assert!(
+        ev.iter().any(|e| e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("--plaintext"))),
+        "plaintext warning\n{ctx}"
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+    state_is_complete(state.path());
+}
+
+#[test]
+fn clean_proxy_changes_nothing() {
+    // The proxy itself is transparent: no rule, no reconnects.
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "14", "--messages", "60"]);
+    let src_digest = src.digest(USER);
+    let psrc = Proxy::start(src.imaps_port, None);
+    let pdst = Proxy::start(dst.imaps_port, None);
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::via(&src, &psrc),
+        &Side::via(&dst, &pdst),
+        state.path(),
+        &[],
+    );
+    let ev = events(&out);
+    let ctx = context(&out, &[&psrc, &pdst]);
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(summary(&ev)["reconnects_source"], 0, "{ctx}");
+    assert_eq!(summary(&ev)["reconnects_destination"], 0, "{ctx}");
+    assert!(psrc.connections() >= 1 && pdst.connections() >= 1);
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+}
