@@ -7,24 +7,86 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use clap::Parser;
 
-use crate::cli::{Cli, ColorChoice, Command, MigrateArgs, SideArgs, StatusArgs};
+use crate::cli::{
+    Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, StatusArgs, VerifyArgs,
+};
 use crate::endpoint::Endpoint;
 use crate::engine::{Engine, Options, Server, endpoint_info};
-use crate::event::{Event, FORMAT_VERSION, RunStatus, Summary};
+use crate::event::{Event, FORMAT_VERSION, Summary};
 use crate::exit;
-use crate::imap::{Credentials, Timeouts, TlsOptions};
-use crate::render::Sink;
+use crate::filter::{DateFilter, FolderFilter};
+use crate::imap::{Auth, Credentials, Timeouts, TlsOptions};
 use crate::render::human::{HumanOptions, HumanSink};
 use crate::render::json::JsonSink;
+use crate::render::{Sink, Tee};
 use crate::secret::{self, SecretSource};
 use crate::state::{self, JobIdentity, StateError, StateStore};
 
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(e),
+    };
     match cli.command {
         Command::Migrate(args) => migrate(*args),
+        Command::Verify(args) => verify(*args),
         Command::Status(args) => status(args),
     }
+}
+
+/// A command line clap rejected. `--help` and `--version` print as usual. A rejected value
+/// is never echoed (a URL may carry a password: the URL parser's own message shows it
+/// redacted), and `migrate --json` ends with a summary like every run.
+fn command_line_error(e: clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let json = args.first().is_some_and(|a| a == "migrate")
+        && args
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| a == "--json");
+    let value_error = match (e.kind(), std::error::Error::source(&e)) {
+        (ErrorKind::ValueValidation, Some(why)) => {
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(a)) => a.clone(),
+                _ => "an argument".to_string(),
+            };
+            Some(format!("invalid value for '{arg}': {why}"))
+        }
+        _ => None,
+    };
+    if !json {
+        let Some(message) = value_error else { e.exit() };
+        eprintln!("error: {message}\n\nFor more information, try '--help'.");
+        return exit::USAGE;
+    }
+    let message = value_error.unwrap_or_else(|| {
+        // One line: clap's text up to its usage hint.
+        let text = e.render().to_string();
+        text.lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_start_matches("error: ")
+            .to_string()
+    });
+    let sink = JsonSink::new(std::io::stdout());
+    Early {
+        sink: &sink,
+        src: None,
+        dst: None,
+    }
+    .fail(message, exit::USAGE)
 }
 
 /// Reports failures that happen before the engine runs, in the chosen output form, ending
@@ -52,50 +114,87 @@ impl Early<'_> {
             message: message.clone(),
             folder: None,
         });
-        self.sink.emit(&Event::Summary(Summary {
-            status: RunStatus::Error,
-            exit_code: code,
-            folders: 0,
-            folders_failed: 0,
-            messages_total: 0,
-            messages_copied: 0,
-            messages_skipped: 0,
-            messages_failed: 0,
-            bytes_copied: 0,
-            duration_ms: 0,
-            messages_per_minute: 0.0,
-            bytes_per_second: 0.0,
-            reconnects_source: 0,
-            reconnects_destination: 0,
-            state_file: None,
-            error: Some(message),
-            per_folder: Vec::new(),
-            failures: Vec::new(),
-        }));
+        self.sink
+            .emit(&Event::Summary(Summary::early_error(message, code)));
         code
     }
 }
 
-fn make_sink(args: &MigrateArgs) -> Arc<dyn Sink> {
-    if args.json {
-        return Arc::new(JsonSink::new(std::io::stdout()));
-    }
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let tty = std::io::stderr().is_terminal();
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => tty && !no_color,
+/// The display: JSON on stdout, or people's lines on stderr; `--events-file` adds a JSON copy.
+fn make_sink(
+    json: bool,
+    quiet: bool,
+    color: ColorChoice,
+    verbose: bool,
+    events_file: Option<&Path>,
+) -> Result<Arc<dyn Sink>, String> {
+    let main: Box<dyn Sink> = if json {
+        Box::new(JsonSink::new(std::io::stdout()))
+    } else {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let tty = std::io::stderr().is_terminal();
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Box::new(HumanSink::new(HumanOptions {
+            bars: tty && !no_color,
+            color,
+            quiet,
+            verbose,
+        }))
     };
-    Arc::new(HumanSink::new(HumanOptions {
-        bars: tty && !no_color,
-        color,
-        quiet: args.quiet,
-    }))
+    let Some(path) = events_file else {
+        return Ok(Arc::from(main));
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open events file {}: {e}", path.display()))?;
+    Ok(Arc::new(Tee(vec![main, Box::new(JsonSink::new(file))])))
+}
+
+fn filters(f: &FilterArgs) -> Result<(FolderFilter, DateFilter), String> {
+    let folders = FolderFilter::new(&f.include, &f.exclude)?;
+    let date = |s: &Option<String>, flag: &str| {
+        s.as_deref()
+            .map(crate::filter::parse_date)
+            .transpose()
+            .map_err(|e| format!("--{flag}: {e}"))
+    };
+    Ok((
+        folders,
+        DateFilter {
+            since: date(&f.since, "since")?,
+            before: date(&f.before, "before")?,
+        },
+    ))
 }
 
 fn migrate(args: MigrateArgs) -> i32 {
-    let sink = make_sink(&args);
+    let sink = match make_sink(
+        args.json,
+        args.quiet,
+        args.color,
+        args.verbose,
+        args.events_file.as_deref(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let fallback = make_sink(args.json, args.quiet, args.color, false, None);
+            return match fallback {
+                Ok(s) => Early {
+                    sink: &*s,
+                    src: args.src.as_ref(),
+                    dst: args.dst.as_ref(),
+                }
+                .fail(e, exit::USAGE),
+                Err(_) => exit::USAGE,
+            };
+        }
+    };
 
     // The job: from the resume file, or from the command line.
     let (job, state_path) = match &args.resume {
@@ -144,12 +243,12 @@ fn migrate(args: MigrateArgs) -> i32 {
             let job = JobIdentity {
                 source: src,
                 destination: dst,
-                folder_map: args.folder_map.clone(),
-                max_size: args.max_size.map(|b| b.as_u64()),
-                include: Vec::new(),
-                exclude: Vec::new(),
-                since: None,
-                before: None,
+                folder_map: args.filters.folder_map.clone(),
+                max_size: args.filters.max_size.map(|b| b.as_u64()),
+                include: args.filters.include.clone(),
+                exclude: args.filters.exclude.clone(),
+                since: args.filters.since.clone(),
+                before: args.filters.before.clone(),
             };
             let path = args
                 .state
@@ -163,6 +262,37 @@ fn migrate(args: MigrateArgs) -> i32 {
         src: Some(&job.source),
         dst: Some(&job.destination),
     };
+
+    // Filters come from the job (the resume file keeps them).
+    let (folder_filter, date_filter) = match filters(&FilterArgs {
+        include: job.include.clone(),
+        exclude: job.exclude.clone(),
+        folder_map: job.folder_map.clone(),
+        since: job.since.clone(),
+        before: job.before.clone(),
+        max_size: job.max_size.map(bytesize::ByteSize),
+    }) {
+        Ok(f) => f,
+        Err(e) => return early.fail(e, exit::USAGE),
+    };
+    if args.delete_source && !args.dry_run && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return early.fail(
+                "--delete-source removes copied messages from the source: add --yes to confirm (stdin is not a terminal)".to_string(),
+                exit::USAGE,
+            );
+        }
+        eprint!(
+            "Delete every copied message from {} after it is confirmed on {}? [y/N] ",
+            job.source.url(),
+            job.destination.url()
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            return early.fail("--delete-source not confirmed".to_string(), exit::USAGE);
+        }
+    }
 
     let mut warnings = Vec::new();
     let src_creds = match credentials(&args.side, &job.source, true, &mut warnings) {
@@ -220,6 +350,16 @@ fn migrate(args: MigrateArgs) -> i32 {
         },
         folder_map: job.folder_map.clone(),
         dry_run: args.dry_run,
+        folders_only: args.folders_only,
+        folders: folder_filter,
+        dates: date_filter,
+        throttle: crate::throttle::Throttle::new(
+            args.max_messages_per_second,
+            args.max_bytes_per_second.map(|b| b.as_u64() as f64),
+        )
+        .map(Arc::new),
+        delete_source: args.delete_source,
+        verbose: args.verbose,
         ..Options::default()
     };
     let engine = Engine::new(
@@ -260,10 +400,12 @@ fn credentials(
     source: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Credentials, String> {
-    let (file, cmd, env, label) = if source {
+    let (file, cmd, token_file, token_cmd, env, label) = if source {
         (
             &side.src_password_file,
             &side.src_password_command,
+            &side.src_oauth2_token_file,
+            &side.src_oauth2_token_command,
             "BTSX_SRC_PASSWORD",
             "source",
         )
@@ -271,17 +413,39 @@ fn credentials(
         (
             &side.dst_password_file,
             &side.dst_password_command,
+            &side.dst_oauth2_token_file,
+            &side.dst_oauth2_token_command,
             "BTSX_DST_PASSWORD",
             "destination",
         )
     };
-    let src = if let Some(f) = file {
+    let warn_readable = |f: &Path, warnings: &mut Vec<String>| {
         if secret::file_is_group_or_world_readable(f) {
             warnings.push(format!(
-                "password file {} is readable by other users; chmod 600 it",
+                "{} is readable by other users; chmod 600 it",
                 f.display()
             ));
         }
+    };
+    // OAuth2: the token is read at every connect (an external refresher keeps it fresh);
+    // read it once now so a broken source fails before anything starts.
+    let oauth = match (token_file, token_cmd) {
+        (Some(f), _) => {
+            warn_readable(f, warnings);
+            Some(SecretSource::File(f.clone()))
+        }
+        (None, Some(c)) => Some(SecretSource::Command(c.clone())),
+        _ => None,
+    };
+    if let Some(src) = oauth {
+        secret::resolve(&src).map_err(|e| e.to_string())?;
+        return Ok(Credentials {
+            user: ep.user.clone(),
+            auth: Auth::OAuth2(src),
+        });
+    }
+    let src = if let Some(f) = file {
+        warn_readable(f, warnings);
         SecretSource::File(f.clone())
     } else if let Some(c) = cmd {
         SecretSource::Command(c.clone())
@@ -300,7 +464,7 @@ fn credentials(
     let secret = secret::resolve(&src).map_err(|e| e.to_string())?;
     Ok(Credentials {
         user: ep.user.clone(),
-        secret,
+        auth: Auth::Password(secret),
     })
 }
 
@@ -328,6 +492,70 @@ fn tls_options(side: &SideArgs) -> Result<(TlsOptions, TlsOptions), String> {
         plaintext: side.plaintext,
     };
     Ok((mk(one(&side.src_ca_file)?), mk(one(&side.dst_ca_file)?)))
+}
+
+fn verify(args: VerifyArgs) -> i32 {
+    let sink = match make_sink(args.json, args.quiet, args.color, false, None) {
+        Ok(s) => s,
+        Err(_) => return exit::USAGE,
+    };
+    let fail = |message: String, code: i32| -> i32 {
+        sink.emit(&Event::Error {
+            message: message.clone(),
+            folder: None,
+        });
+        sink.emit(&Event::VerifySummary(
+            crate::event::VerifySummary::early_error(message, code),
+        ));
+        code
+    };
+    let (folder_filter, date_filter) = match filters(&args.filters) {
+        Ok(f) => f,
+        Err(e) => return fail(e, exit::USAGE),
+    };
+    let mut warnings = Vec::new();
+    let src_creds = match credentials(&args.side, &args.src, true, &mut warnings) {
+        Ok(c) => c,
+        Err(e) => return fail(e, exit::USAGE),
+    };
+    let dst_creds = match credentials(&args.side, &args.dst, false, &mut warnings) {
+        Ok(c) => c,
+        Err(e) => return fail(e, exit::USAGE),
+    };
+    let (src_tls, dst_tls) = match tls_options(&args.side) {
+        Ok(t) => t,
+        Err(e) => return fail(e, exit::USAGE),
+    };
+    let opts = Options {
+        jobs: 1,
+        timeouts: Timeouts {
+            connect: args.side.timeout.min(std::time::Duration::from_secs(30)),
+            io: args.side.timeout,
+        },
+        folder_map: args.filters.folder_map.clone(),
+        max_size: args.filters.max_size.map(|b| b.as_u64()),
+        folders: folder_filter,
+        dates: date_filter,
+        ..Options::default()
+    };
+    let engine = Engine::new(
+        Server {
+            endpoint: args.src.clone(),
+            creds: src_creds,
+            tls: src_tls,
+        },
+        Server {
+            endpoint: args.dst.clone(),
+            creds: dst_creds,
+            tls: dst_tls,
+        },
+        opts,
+        sink.clone(),
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .with_warnings(warnings);
+    engine.verify().exit_code
 }
 
 fn status(args: StatusArgs) -> i32 {

@@ -21,6 +21,13 @@ Examples:
   # Continue an interrupted job
   btsx migrate --resume ~/.local/state/btsx/me.json";
 
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  # After a migration: does the destination hold every source message?
+  btsx verify imaps://me@old.example.com imaps://me@new.example.com
+  # Only some folders, as JSON
+  btsx verify imaps://me@old imaps://me@new --include 'Archive*' --json | jq .";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "btsx",
@@ -39,6 +46,9 @@ pub enum Command {
     /// Copy every folder and message from SRC to DST.
     #[command(after_help = MIGRATE_EXAMPLES)]
     Migrate(Box<MigrateArgs>),
+    /// Compare SRC and DST folder by folder: what is missing in the destination, what is extra.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(Box<VerifyArgs>),
     /// Show a saved or running job from its state file.
     #[command(
         after_help = "Examples:\n  btsx status ~/.local/state/btsx/me.json\n  btsx status ~/.local/state/btsx/me.json --json | jq .folders"
@@ -67,6 +77,18 @@ pub struct SideArgs {
     /// Run this command (sh -c) and use its output as the destination password.
     #[arg(long, value_name = "CMD")]
     pub dst_password_command: Option<String>,
+    /// Read a source OAuth2 access token from this file (re-read on every reconnect).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["src_password_file", "src_password_command"])]
+    pub src_oauth2_token_file: Option<PathBuf>,
+    /// Run this command (sh -c) for a source OAuth2 access token (re-run on every reconnect).
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["src_password_file", "src_password_command"])]
+    pub src_oauth2_token_command: Option<String>,
+    /// Read a destination OAuth2 access token from this file (re-read on every reconnect).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
+    pub dst_oauth2_token_file: Option<PathBuf>,
+    /// Run this command (sh -c) for a destination OAuth2 access token.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
+    pub dst_oauth2_token_command: Option<String>,
     /// Trust this CA certificate (PEM) on both sides, besides the system roots.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
@@ -105,12 +127,8 @@ pub struct MigrateArgs {
     /// Reconnect attempts per folder after a dropped connection or timeout.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
-    /// Skip messages larger than this (e.g. 25MB); they are reported, not copied.
-    #[arg(long, value_name = "SIZE")]
-    pub max_size: Option<bytesize::ByteSize>,
-    /// Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable.
-    #[arg(long, value_name = "OLD=NEW", value_parser = parse_map)]
-    pub folder_map: Vec<(String, String)>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -120,11 +138,78 @@ pub struct MigrateArgs {
     /// Connect, scan and plan; change nothing on either server.
     #[arg(long)]
     pub dry_run: bool,
+    /// Create the folder tree; copy no messages.
+    #[arg(long)]
+    pub folders_only: bool,
+    /// After each folder, delete from the source the messages the destination confirmed.
+    #[arg(long)]
+    pub delete_source: bool,
+    /// Do not ask before --delete-source (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Send at most N messages per second (providers that limit IMAP).
+    #[arg(long, value_name = "N")]
+    pub max_messages_per_second: Option<f64>,
+    /// Send at most SIZE per second, e.g. 2MB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes_per_second: Option<bytesize::ByteSize>,
+    /// Also write the JSON event stream to FILE (for `tail -f`), whatever the display.
+    #[arg(long, value_name = "FILE")]
+    pub events_file: Option<PathBuf>,
+    /// More detail: protocol-level steps (never secrets).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 
     /// JSON lines on stdout instead of the human display (schema: docs/events.md).
     #[arg(long)]
     pub json: bool,
     /// Only errors and the summary on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Color in the human display.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Which folders and messages a run looks at (shared by migrate and verify).
+#[derive(Debug, Args, Clone)]
+pub struct FilterArgs {
+    /// Only folders matching PATTERN (glob on decoded names; `re:` for a regex). Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable.
+    #[arg(long, value_name = "OLD=NEW", value_parser = parse_map)]
+    pub folder_map: Vec<(String, String)>,
+    /// Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only messages that arrived before DATE.
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+    /// Skip messages larger than this (e.g. 25MB); they are reported, not copied.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<bytesize::ByteSize>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Source server, as for migrate.
+    #[arg(value_name = "SRC")]
+    pub src: Endpoint,
+    /// Destination server.
+    #[arg(value_name = "DST")]
+    pub dst: Endpoint,
+    #[command(flatten)]
+    pub side: SideArgs,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the result.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Color in the human display.

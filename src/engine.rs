@@ -12,14 +12,16 @@ use crate::event::{
     Side, SkipReason, Summary,
 };
 use crate::exit;
+use crate::filter::{DateFilter, FolderFilter};
 use crate::imap::{
-    AppendItem, AppendOutcome, Credentials, FolderInfo, ImapError, Kind, MessageMeta, Pending,
-    Session, Timeouts, TlsOptions,
+    AppendItem, AppendOutcome, Credentials, DeleteOutcome, FolderInfo, ImapError, Kind,
+    MessageMeta, Pending, Session, Timeouts, TlsOptions,
 };
 use crate::index::{self, Index};
 use crate::plan::{self, ExistingFolder, Mapping, Namespace, SourceFolder};
 use crate::render::Sink;
 use crate::state::{FolderState, StateStore};
+use crate::throttle::Throttle;
 
 /// One server to talk to.
 #[derive(Debug, Clone)]
@@ -43,6 +45,15 @@ pub struct Options {
     pub timeouts: Timeouts,
     pub folder_map: Vec<(String, String)>,
     pub dry_run: bool,
+    /// Create the folder tree, copy no messages.
+    pub folders_only: bool,
+    pub folders: FolderFilter,
+    pub dates: DateFilter,
+    pub throttle: Option<Arc<Throttle>>,
+    /// Delete from the source what the destination confirmed.
+    pub delete_source: bool,
+    /// Emit `detail` events.
+    pub verbose: bool,
 }
 
 impl Default for Options {
@@ -56,6 +67,12 @@ impl Default for Options {
             timeouts: Timeouts::default(),
             folder_map: Vec::new(),
             dry_run: false,
+            folders_only: false,
+            folders: FolderFilter::default(),
+            dates: DateFilter::default(),
+            throttle: None,
+            delete_source: false,
+            verbose: false,
         }
     }
 }
@@ -68,17 +85,17 @@ pub struct Outcome {
 
 /// An error tagged with the side it came from.
 #[derive(Debug)]
-struct SideErr {
-    side: Side,
-    err: ImapError,
+pub(crate) struct SideErr {
+    pub(crate) side: Side,
+    pub(crate) err: ImapError,
 }
 
-type SResult<T> = Result<T, SideErr>;
+pub(crate) type SResult<T> = Result<T, SideErr>;
 
 /// (folder, message) pairs.
 type Warnings = Vec<(String, String)>;
 
-trait OnSide<T> {
+pub(crate) trait OnSide<T> {
     fn on(self, side: Side) -> SResult<T>;
 }
 
@@ -116,11 +133,14 @@ struct FolderProgress {
     uid_validity: Option<u32>,
     dest_uid_validity: Option<u32>,
     dest_uid_next: Option<u32>,
+    /// Source UIDs the destination is known to hold (for --delete-source).
+    confirmed: Vec<u32>,
+    deleted_on_source: u64,
 }
 
-struct Pair {
-    src: Session,
-    dst: Session,
+pub(crate) struct Pair {
+    pub(crate) src: Session,
+    pub(crate) dst: Session,
 }
 
 struct Totals {
@@ -175,7 +195,7 @@ impl Engine {
         self
     }
 
-    fn emit(&self, e: Event) {
+    pub(crate) fn emit(&self, e: Event) {
         self.sink.emit(&e);
     }
 
@@ -221,31 +241,51 @@ impl Engine {
         result.on(side)
     }
 
-    fn open_pair(&self, report: bool) -> SResult<Pair> {
+    pub(crate) fn open_pair(&self, report: bool) -> SResult<Pair> {
         let src = self.connect(Side::Source, report)?;
         let dst = self.connect(Side::Destination, report)?;
+        if report && self.opts.verbose {
+            for (side, s) in [(Side::Source, &src), (Side::Destination, &dst)] {
+                self.emit(Event::Detail {
+                    side: Some(side),
+                    message: format!("{} capabilities: {:?}", s.addr(), s.caps),
+                });
+            }
+        }
         Ok(Pair { src, dst })
     }
 
-    pub fn run(&self) -> Outcome {
-        let started = Instant::now();
+    pub(crate) fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn emit_start(&self, command: &'static str) {
         self.emit(Event::Start {
             format_version: crate::event::FORMAT_VERSION,
             tool: "btsx",
             version: env!("CARGO_PKG_VERSION"),
-            command: "migrate",
+            command,
             source: Some(endpoint_info(&self.src.endpoint)),
             destination: Some(endpoint_info(&self.dst.endpoint)),
             jobs: self.opts.jobs,
             dry_run: self.opts.dry_run,
             state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
         });
+    }
+
+    pub(crate) fn emit_warnings(&self) {
         for w in &self.warnings {
             self.emit(Event::Warning {
                 message: w.clone(),
                 folder: None,
             });
         }
+    }
+
+    pub fn run(&self) -> Outcome {
+        let started = Instant::now();
+        self.emit_start("migrate");
+        self.emit_warnings();
         self.emit(Event::Phase {
             phase: Phase::Initializing,
         });
@@ -312,6 +352,7 @@ impl Engine {
             messages_copied: sum(|r| r.copied),
             messages_skipped: sum(|r| r.skipped),
             messages_failed: sum(|r| r.failed),
+            messages_deleted_on_source: sum(|r| r.deleted_on_source),
             bytes_copied: sum(|r| r.bytes),
             duration_ms: elapsed.as_millis() as u64,
             messages_per_minute: sum(|r| r.copied) as f64 * 60.0 / secs,
@@ -349,6 +390,26 @@ impl Engine {
             .total
             .store(tasks.iter().map(|t| t.messages).sum(), Ordering::Relaxed);
 
+        if self.opts.dry_run {
+            // Report the plan; nothing is created or copied.
+            for t in &tasks {
+                reports.push(FolderReport {
+                    folder: t.map.source.clone(),
+                    destination: t.map.dest.clone(),
+                    status: FolderStatus::Pending,
+                    messages: t.messages,
+                    copied: 0,
+                    skipped: 0,
+                    failed: 0,
+                    bytes: t.bytes,
+                    deleted_on_source: 0,
+                });
+            }
+            main.src.logout();
+            main.dst.logout();
+            return Ok(());
+        }
+
         // Create.
         self.emit(Event::Phase {
             phase: Phase::CreatingFolders,
@@ -384,6 +445,7 @@ impl Engine {
                         skipped: 0,
                         failed: t.messages,
                         bytes: 0,
+                        deleted_on_source: 0,
                     };
                     self.emit(folder_finished(&rep, 0, Some(reason)));
                     reports.push(rep);
@@ -406,7 +468,8 @@ impl Engine {
         Ok(())
     }
 
-    fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
+    /// LIST both sides and map every selected source folder to its destination.
+    pub(crate) fn plan_folders(&self, main: &mut Pair) -> SResult<(Vec<Mapping>, Warnings)> {
         let src_ns = namespace(&mut main.src).on(Side::Source)?;
         let dst_ns = namespace(&mut main.dst).on(Side::Destination)?;
         let listed = main.src.list().on(Side::Source)?;
@@ -429,9 +492,35 @@ impl Engine {
                 special_use: f.special_use.clone(),
             })
             .collect();
+        if self.opts.verbose {
+            for (side, ns) in [(Side::Source, &src_ns), (Side::Destination, &dst_ns)] {
+                self.emit(Event::Detail {
+                    side: Some(side),
+                    message: format!(
+                        "namespace prefix {:?}, separator {:?}",
+                        ns.prefix, ns.separator
+                    ),
+                });
+            }
+        }
         let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map);
+        let folders = plan
+            .folders
+            .into_iter()
+            .filter(|m| self.opts.folders.takes(&m.source))
+            .collect();
+        let warnings = plan
+            .warnings
+            .into_iter()
+            .filter(|(folder, _)| self.opts.folders.takes(folder))
+            .collect();
+        Ok((folders, warnings))
+    }
+
+    fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
+        let (folders, warnings) = self.plan_folders(main)?;
         let mut tasks = Vec::new();
-        for m in plan.folders {
+        for m in folders {
             if self.cancelled() {
                 break;
             }
@@ -468,19 +557,23 @@ impl Engine {
                 }
             }
             let metas = if info.exists == 0
+                || self.opts.folders_only
                 || info
                     .uid_next
                     .is_some_and(|n| n <= start_uid && start_uid > 1)
             {
                 Vec::new()
             } else {
-                main.src.fetch_meta(start_uid).on(Side::Source)?
+                let mut v = main.src.fetch_meta(start_uid).on(Side::Source)?;
+                v.retain(|x| self.opts.dates.takes(x.internal_date));
+                v
             };
             let bytes = metas.iter().map(|x| x.size).sum();
             self.emit(Event::FolderFound {
                 folder: m.source.clone(),
                 destination: m.dest.clone(),
                 special_use: m.special_use.clone(),
+                create: !m.exists,
                 messages: metas.len() as u64,
                 bytes,
             });
@@ -492,7 +585,7 @@ impl Engine {
                 map: m,
             });
         }
-        Ok((tasks, plan.warnings))
+        Ok((tasks, warnings))
     }
 
     fn create_folder(&self, dst: &mut Session, m: &Mapping) -> Result<(), ImapError> {
@@ -579,6 +672,7 @@ impl Engine {
                     skipped: 0,
                     failed: 0,
                     bytes: 0,
+                    deleted_on_source: 0,
                 },
                 Vec::new(),
             ));
@@ -604,6 +698,7 @@ impl Engine {
                 skipped: 0,
                 failed: 0,
                 bytes: 0,
+                deleted_on_source: 0,
             };
             self.emit(folder_finished(&rep, 0, None));
             return Ok((rep, Vec::new()));
@@ -666,6 +761,13 @@ impl Engine {
                 }
             }
         }
+        if self.opts.delete_source
+            && failed_reason.is_none()
+            && !self.cancelled()
+            && let Some(p) = pair.as_mut()
+        {
+            self.delete_confirmed(&mut p.src, task, &mut prog);
+        }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
         } else if self.cancelled() && prog.done < task.messages {
@@ -691,6 +793,7 @@ impl Engine {
             skipped: prog.skipped,
             failed: prog.failed,
             bytes: prog.bytes,
+            deleted_on_source: prog.deleted_on_source,
         };
         self.emit(folder_finished(
             &rep,
@@ -698,6 +801,32 @@ impl Engine {
             failed_reason,
         ));
         Ok((rep, std::mem::take(&mut prog.failures)))
+    }
+
+    /// `--delete-source`: remove from the source exactly the messages the destination
+    /// confirmed in this run (copied or already present); anything newer stays.
+    fn delete_confirmed(&self, src: &mut Session, task: &Task, prog: &mut FolderProgress) {
+        if prog.confirmed.is_empty() {
+            return;
+        }
+        match src.delete_messages(&task.map.source_wire, &prog.confirmed) {
+            Ok(DeleteOutcome::Expunged(n)) => prog.deleted_on_source += n,
+            Ok(DeleteOutcome::MarkedOnly(n)) => self.emit(Event::Warning {
+                message: format!(
+                    "{n} copied messages in '{}' are marked \\Deleted on the source but not expunged: the server has no UIDPLUS and other messages there are marked \\Deleted too",
+                    task.map.source
+                ),
+                folder: Some(task.map.source.clone()),
+            }),
+            Err(e) => self.emit(Event::Warning {
+                message: format!(
+                    "could not delete the copied messages from source folder '{}': {e}",
+                    task.map.source
+                ),
+                folder: Some(task.map.source.clone()),
+            }),
+        }
+        prog.confirmed.clear();
     }
 
     fn reopen(&self, attempt: u32) -> SResult<Pair> {
@@ -770,7 +899,9 @@ impl Engine {
         let metas = if sinfo.exists == 0 {
             Vec::new()
         } else {
-            src.fetch_meta(prog.next_uid).on(Side::Source)?
+            let mut v = src.fetch_meta(prog.next_uid).on(Side::Source)?;
+            v.retain(|x| self.opts.dates.takes(x.internal_date));
+            v
         };
         if metas.is_empty() {
             return Ok(());
@@ -809,7 +940,12 @@ impl Engine {
             // Next batch: bounded by bytes and count; skips are settled on the way.
             let mut batch: Vec<&MessageMeta> = Vec::new();
             let mut batch_bytes = 0u64;
-            while i < metas.len() && batch.len() < self.opts.batch_messages {
+            let max_batch = self
+                .opts
+                .throttle
+                .as_ref()
+                .map_or(self.opts.batch_messages, |t| t.batch_hint());
+            while i < metas.len() && batch.len() < max_batch {
                 let m = &metas[i];
                 if !batch.is_empty() && batch_bytes + m.size > self.opts.batch_bytes {
                     break;
@@ -817,11 +953,15 @@ impl Engine {
                 i += 1;
                 if let Some(id) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
+                    prog.confirmed.push(m.uid);
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
                     self.skip(task, prog, m, None, SkipReason::SizeLimit);
                     continue;
+                }
+                if let Some(t) = &self.opts.throttle {
+                    t.acquire(m.size);
                 }
                 batch_bytes += m.size;
                 batch.push(m);
@@ -874,6 +1014,22 @@ impl Engine {
                     );
                 }
             }
+            if self.opts.verbose {
+                self.emit(Event::Detail {
+                    side: Some(Side::Destination),
+                    message: format!(
+                        "APPEND {} messages ({} bytes) to {}{}",
+                        items.len(),
+                        items.iter().map(|x| x.body.len()).sum::<usize>(),
+                        task.map.dest,
+                        if dst.caps.literal_plus {
+                            ", pipelined with LITERAL+"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
             prog.unconfirmed = true;
             let pending = dst
                 .append_send(&task.map.dest_wire, &items)
@@ -909,6 +1065,7 @@ impl Engine {
         for (s, o) in sent.iter().zip(outcomes) {
             match o {
                 AppendOutcome::Stored(uid) => {
+                    prog.confirmed.push(s.uid);
                     // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the
                     // next run indexes the folder rather than trusting a stale value.
                     prog.dest_uid_next = match (uid, prog.dest_uid_next) {
@@ -1027,7 +1184,11 @@ impl Engine {
 
     /// The destination folder's messages as a multiset of keys. Fetched in sequence-number
     /// chunks so memory stays bounded on huge folders.
-    fn index_destination(&self, dst: &mut Session, exists: u32) -> Result<Index, ImapError> {
+    pub(crate) fn index_destination(
+        &self,
+        dst: &mut Session,
+        exists: u32,
+    ) -> Result<Index, ImapError> {
         let mut idx = Index::default();
         let chunk = 2000u32;
         let mut start = 1u32;
@@ -1080,6 +1241,7 @@ fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>)
         skipped: rep.skipped,
         failed: rep.failed,
         bytes: rep.bytes,
+        deleted_on_source: rep.deleted_on_source,
         duration_ms,
         reason,
     }

@@ -103,6 +103,8 @@ pub struct FolderReport {
     pub skipped: u64,
     pub failed: u64,
     pub bytes: u64,
+    /// Removed from the source after the destination confirmed them (`--delete-source`).
+    pub deleted_on_source: u64,
 }
 
 /// A message the destination refused, listed again in the summary.
@@ -124,6 +126,8 @@ pub struct Summary {
     pub messages_copied: u64,
     pub messages_skipped: u64,
     pub messages_failed: u64,
+    /// Removed from the source (`--delete-source`).
+    pub messages_deleted_on_source: u64,
     /// Bytes appended to the destination in this run.
     pub bytes_copied: u64,
     pub duration_ms: u64,
@@ -136,6 +140,33 @@ pub struct Summary {
     pub error: Option<String>,
     pub per_folder: Vec<FolderReport>,
     pub failures: Vec<FailureReport>,
+}
+
+impl Summary {
+    /// The summary of a run that stopped before any folder was looked at.
+    pub fn early_error(message: String, exit_code: i32) -> Summary {
+        Summary {
+            status: RunStatus::Error,
+            exit_code,
+            folders: 0,
+            folders_failed: 0,
+            messages_total: 0,
+            messages_copied: 0,
+            messages_skipped: 0,
+            messages_failed: 0,
+            messages_deleted_on_source: 0,
+            bytes_copied: 0,
+            duration_ms: 0,
+            messages_per_minute: 0.0,
+            bytes_per_second: 0.0,
+            reconnects_source: 0,
+            reconnects_destination: 0,
+            state_file: None,
+            error: Some(message),
+            per_folder: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
 }
 
 /// Everything a run reports. Serialized with `"type": "<snake_case variant>"`.
@@ -170,6 +201,8 @@ pub enum Event {
         folder: String,
         destination: String,
         special_use: Option<String>,
+        /// The destination folder does not exist yet and will be created.
+        create: bool,
         messages: u64,
         bytes: u64,
     },
@@ -216,6 +249,7 @@ pub enum Event {
         skipped: u64,
         failed: u64,
         bytes: u64,
+        deleted_on_source: u64,
         duration_ms: u64,
         /// Set when `status` is `failed`.
         reason: Option<String>,
@@ -228,8 +262,80 @@ pub enum Event {
         message: String,
         folder: Option<String>,
     },
+    /// Protocol-level detail, only with `-v` (never secrets).
+    Detail {
+        side: Option<Side>,
+        message: String,
+    },
+    /// `btsx verify`: one folder compared.
+    VerifyFolder {
+        folder: String,
+        destination: String,
+        source_messages: u64,
+        destination_messages: u64,
+        /// Source messages the destination lacks.
+        missing: u64,
+        /// Destination messages with no source counterpart.
+        extra: u64,
+        /// Source messages also in the destination (0 everywhere: the source is clean after
+        /// `--delete-source`).
+        in_both: u64,
+        /// Up to 20 of the missing messages.
+        missing_messages: Vec<MissingMessage>,
+    },
     /// Always last, also after a fatal error or an interruption.
     Summary(Summary),
+    /// Always last for `btsx verify`.
+    VerifySummary(VerifySummary),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingMessage {
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    /// The destination holds every source message.
+    Ok,
+    /// Some source messages are missing in the destination.
+    Mismatch,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifySummary {
+    pub status: VerifyStatus,
+    pub exit_code: i32,
+    pub folders: u64,
+    pub source_messages: u64,
+    pub destination_messages: u64,
+    pub missing: u64,
+    pub extra: u64,
+    /// No source message is also in the destination (what `--delete-source` should leave).
+    pub source_clean: bool,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+impl VerifySummary {
+    pub fn early_error(message: String, exit_code: i32) -> VerifySummary {
+        VerifySummary {
+            status: VerifyStatus::Error,
+            exit_code,
+            folders: 0,
+            source_messages: 0,
+            destination_messages: 0,
+            missing: 0,
+            extra: 0,
+            source_clean: false,
+            duration_ms: 0,
+            error: Some(message),
+        }
+    }
 }
 
 impl Event {
@@ -249,6 +355,9 @@ impl Event {
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",
             Event::Summary(_) => "summary",
+            Event::Detail { .. } => "detail",
+            Event::VerifyFolder { .. } => "verify_folder",
+            Event::VerifySummary(_) => "verify_summary",
         }
     }
 }

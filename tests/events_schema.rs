@@ -50,6 +50,7 @@ fn one_of_each() -> Vec<Event> {
         skipped: 0,
         failed: 0,
         bytes: 10,
+        deleted_on_source: 0,
     };
     let events = vec![
         Event::Start {
@@ -76,6 +77,7 @@ fn one_of_each() -> Vec<Event> {
             folder: "a".into(),
             destination: "a".into(),
             special_use: None,
+            create: true,
             messages: 1,
             bytes: 1,
         },
@@ -120,6 +122,7 @@ fn one_of_each() -> Vec<Event> {
             skipped: 0,
             failed: 0,
             bytes: 1,
+            deleted_on_source: 0,
             duration_ms: 1,
             reason: None,
         },
@@ -140,6 +143,7 @@ fn one_of_each() -> Vec<Event> {
             messages_copied: 1,
             messages_skipped: 0,
             messages_failed: 0,
+            messages_deleted_on_source: 0,
             bytes_copied: 10,
             duration_ms: 1,
             messages_per_minute: 1.0,
@@ -156,6 +160,21 @@ fn one_of_each() -> Vec<Event> {
                 reason: "r".into(),
             }],
         }),
+        Event::Detail {
+            side: None,
+            message: "m".into(),
+        },
+        Event::VerifyFolder {
+            folder: "a".into(),
+            destination: "a".into(),
+            source_messages: 1,
+            destination_messages: 1,
+            missing: 0,
+            extra: 0,
+            in_both: 1,
+            missing_messages: vec![],
+        },
+        Event::VerifySummary(VerifySummary::early_error("e".into(), 3)),
     ];
     // Adding a variant without listing it here fails to compile.
     for e in &events {
@@ -172,7 +191,10 @@ fn one_of_each() -> Vec<Event> {
             | Event::FolderFinished { .. }
             | Event::Warning { .. }
             | Event::Error { .. }
-            | Event::Summary(_) => {}
+            | Event::Summary(_)
+            | Event::Detail { .. }
+            | Event::VerifyFolder { .. }
+            | Event::VerifySummary(_) => {}
         }
     }
     events

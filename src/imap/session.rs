@@ -13,13 +13,21 @@ use super::error::{ImapError, Kind, from_crate, truncate};
 use super::wire::{Timeouts, TlsOptions, Wire};
 use crate::endpoint::Endpoint;
 use crate::event::ConnState;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretSource};
 
 /// How to log in.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub user: String,
-    pub secret: Secret,
+    pub auth: Auth,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Password(Secret),
+    /// An OAuth2 access token, fetched again on every connect so an external refresher can
+    /// keep it fresh.
+    OAuth2(SecretSource),
 }
 
 /// What the server can do that changes how we talk to it.
@@ -125,6 +133,15 @@ pub enum AppendOutcome {
     Refused(String),
 }
 
+/// What `delete_messages` could do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Expunged(u64),
+    /// Marked \Deleted but not expunged: other messages were marked too and the server has
+    /// no UIDPLUS.
+    MarkedOnly(u64),
+}
+
 /// APPENDs written but not yet answered.
 #[must_use]
 pub struct Pending {
@@ -181,15 +198,43 @@ impl Session {
                 .map(|c| format!("{c:?}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let wants_sasl = caps.contains("LOGINDISABLED");
-            let result = if wants_sasl {
-                let plain = PlainAuth {
-                    user: creds.user.clone(),
-                    secret: creds.secret.clone(),
-                };
-                client.authenticate("PLAIN", &plain)
-            } else {
-                client.login(&creds.user, creds.secret.expose())
+            let result = match &creds.auth {
+                Auth::Password(secret) => {
+                    if caps.contains("LOGINDISABLED") {
+                        let plain = PlainAuth {
+                            user: creds.user.clone(),
+                            secret: secret.clone(),
+                        };
+                        client.authenticate("PLAIN", &plain)
+                    } else {
+                        client.login(&creds.user, secret.expose())
+                    }
+                }
+                Auth::OAuth2(source) => {
+                    let token = crate::secret::resolve(source).map_err(|e| {
+                        ImapError::new(Kind::Auth, format!("no OAuth2 token for {addr}: {e}"))
+                    })?;
+                    let mech = if caps.contains("XOAUTH2") {
+                        "XOAUTH2"
+                    } else if caps.contains("OAUTHBEARER") {
+                        "OAUTHBEARER"
+                    } else {
+                        return Err(ImapError::new(
+                            Kind::Auth,
+                            format!(
+                                "{addr} offers neither XOAUTH2 nor OAUTHBEARER; use a password (an app password) instead of a token"
+                            ),
+                        ));
+                    };
+                    let auth = OAuthAuth {
+                        mechanism: mech,
+                        user: creds.user.clone(),
+                        host: ep.host.clone(),
+                        port: ep.port,
+                        token,
+                    };
+                    client.authenticate(mech, &auth)
+                }
             };
             match result {
                 Ok(s) => s,
@@ -495,6 +540,54 @@ impl Session {
             if let (Some(uid), Some((start, len))) = (uid, body) {
                 items.push((uid, start, len));
             }
+        }
+    }
+
+    /// Delete `uids` from `folder` (opened read-write for this): mark \Deleted, then
+    /// UID EXPUNGE with UIDPLUS; without it, EXPUNGE only when no other message is marked
+    /// \Deleted (a plain EXPUNGE would take the user's own marked messages too).
+    /// Returns how many were expunged.
+    pub fn delete_messages(
+        &mut self,
+        folder: &str,
+        uids: &[u32],
+    ) -> Result<DeleteOutcome, ImapError> {
+        if uids.is_empty() {
+            return Ok(DeleteOutcome::Expunged(0));
+        }
+        self.imap
+            .select(folder)
+            .map_err(|e| from_crate(e, &self.addr))?;
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        for chunk in sorted.chunks(1000) {
+            let set = crate::engine::uid_set(chunk.iter().copied());
+            self.imap
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .map_err(|e| from_crate(e, &self.addr))?;
+        }
+        if self.caps.uidplus {
+            let mut n = 0;
+            for chunk in sorted.chunks(1000) {
+                let set = crate::engine::uid_set(chunk.iter().copied());
+                let d = self
+                    .imap
+                    .uid_expunge(&set)
+                    .map_err(|e| from_crate(e, &self.addr))?;
+                n += d.seqs().count() as u64;
+            }
+            return Ok(DeleteOutcome::Expunged(n));
+        }
+        let marked = self
+            .imap
+            .uid_search("DELETED")
+            .map_err(|e| from_crate(e, &self.addr))?;
+        let ours: std::collections::HashSet<u32> = sorted.iter().copied().collect();
+        if marked.iter().all(|u| ours.contains(u)) {
+            let d = self.imap.expunge().map_err(|e| from_crate(e, &self.addr))?;
+            Ok(DeleteOutcome::Expunged(d.seqs().count() as u64))
+        } else {
+            Ok(DeleteOutcome::MarkedOnly(sorted.len() as u64))
         }
     }
 
@@ -839,6 +932,34 @@ fn parse_quoted(s: &str) -> Option<(String, &str)> {
         }
     }
     None
+}
+
+struct OAuthAuth {
+    mechanism: &'static str,
+    user: String,
+    host: String,
+    port: u16,
+    token: Secret,
+}
+
+impl imap::Authenticator for OAuthAuth {
+    type Response = Vec<u8>;
+    fn process(&self, challenge: &[u8]) -> Self::Response {
+        // A non-empty challenge after our response is the server's error report (JSON);
+        // answering with an empty response lets it finish with NO.
+        if !challenge.is_empty() {
+            return Vec::new();
+        }
+        let t = self.token.expose();
+        match self.mechanism {
+            "XOAUTH2" => format!("user={}\x01auth=Bearer {t}\x01\x01", self.user).into_bytes(),
+            _ => format!(
+                "n,a={},\x01host={}\x01port={}\x01auth=Bearer {t}\x01\x01",
+                self.user, self.host, self.port
+            )
+            .into_bytes(),
+        }
+    }
 }
 
 struct PlainAuth {

@@ -398,9 +398,12 @@ fn handshake(
         .build()
         .map_err(|e| ImapError::new(Kind::Tls, format!("cannot set up TLS: {e}")))?;
     connector.connect(&ep.host, tcp).map_err(|e| {
-        let msg = match &e {
-            native_tls::HandshakeError::Failure(err) => err.to_string(),
-            native_tls::HandshakeError::WouldBlock(_) => "timed out".to_string(),
+        let (msg, io_kind) = match &e {
+            native_tls::HandshakeError::Failure(err) => (err.to_string(), io_cause(err)),
+            // A blocking socket whose read timeout expired.
+            native_tls::HandshakeError::WouldBlock(_) => {
+                ("timed out".to_string(), Some(io::ErrorKind::TimedOut))
+            }
         };
         let lower = msg.to_ascii_lowercase();
         if lower.contains("certificate") || lower.contains("verify") {
@@ -410,6 +413,22 @@ fn handshake(
                     "TLS certificate of {addr} is not trusted ({}); pass its CA with --ca-file, or --insecure to skip verification",
                     first_reason(&msg)
                 ),
+            )
+        } else if io_kind.is_some() || lower.contains("unexpected eof") {
+            // The connection broke or stalled mid-handshake: worth another try, like a
+            // connection lost later on.
+            let timeout = matches!(
+                io_kind,
+                Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+            );
+            let (kind, what) = if timeout {
+                (Kind::Timeout, "timed out".to_string())
+            } else {
+                (Kind::Dropped, first_reason(&msg))
+            };
+            ImapError::new(
+                kind,
+                format!("TLS handshake with {addr} failed: connection lost: {what}"),
             )
         } else if lower.contains("wrong version number") || lower.contains("packet length") {
             ImapError::new(
@@ -425,6 +444,18 @@ fn handshake(
             )
         }
     })
+}
+
+/// The I/O error under a TLS failure, if the transport itself failed.
+fn io_cause(err: &native_tls::Error) -> Option<io::ErrorKind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// OpenSSL error stacks are long; keep the part a person can act on.

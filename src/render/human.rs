@@ -21,6 +21,8 @@ pub struct HumanOptions {
     pub color: bool,
     /// Only errors and the summary.
     pub quiet: bool,
+    /// Show `detail` events.
+    pub verbose: bool,
 }
 
 struct Live {
@@ -37,6 +39,7 @@ struct State {
     /// Plain mode: last `done` printed per folder, to print every ~10 %.
     last_line: HashMap<String, u64>,
     skipped_present: HashMap<String, u64>,
+    dry_run: bool,
 }
 
 pub struct HumanSink {
@@ -68,6 +71,7 @@ impl HumanSink {
                 found_bytes: 0,
                 last_line: HashMap::new(),
                 skipped_present: HashMap::new(),
+                dry_run: false,
             }),
             ok: style(Style::new().green()),
             arrow: style(Style::new().blue()),
@@ -289,6 +293,7 @@ impl Sink for HumanSink {
                 dry_run,
                 ..
             } => {
+                st.dry_run = *dry_run;
                 if !self.opts.quiet
                     && let (Some(source), Some(destination)) = (source, destination)
                 {
@@ -368,11 +373,30 @@ impl Sink for HumanSink {
                 }
             }
             Event::FolderFound {
-                messages, bytes, ..
+                folder,
+                destination,
+                create,
+                messages,
+                bytes,
+                ..
             } => {
                 st.found += 1;
                 st.found_messages += messages;
                 st.found_bytes += bytes;
+                if st.dry_run {
+                    let what = if *create {
+                        format!("Would create folder: {destination}")
+                    } else {
+                        format!("Folder exists: {destination}")
+                    };
+                    self.step_line(
+                        st,
+                        format!(
+                            "{what} ← {folder}: {messages} messages ({}) to copy",
+                            ByteSize(*bytes)
+                        ),
+                    );
+                }
             }
             Event::FolderCreated { destination, .. } => {
                 self.step_line(st, format!("Creating folder: {destination}"))
@@ -501,7 +525,100 @@ impl Sink for HumanSink {
             Event::Error { message, .. } => self.err_line(st, format!("Error: {message}")),
             Event::Summary(s) => {
                 self.finish_bars(st, s.status);
-                self.summary(st, s);
+                if st.dry_run && s.status == RunStatus::Complete {
+                    self.line(
+                        st,
+                        format!(
+                            "\nDry run: nothing was changed. {} folders, {} messages, {} would be copied.",
+                            s.folders,
+                            s.messages_total,
+                            ByteSize(s.per_folder.iter().map(|f| f.bytes).sum::<u64>())
+                        ),
+                    );
+                } else {
+                    self.summary(st, s);
+                }
+            }
+            Event::Detail { side, message } => {
+                if self.opts.verbose {
+                    let who = side
+                        .map(|s| format!("{}: ", side_name(s)))
+                        .unwrap_or_default();
+                    self.line(
+                        st,
+                        format!("  {}", self.dim.apply_to(format!("{who}{message}"))),
+                    );
+                }
+            }
+            Event::VerifyFolder {
+                folder,
+                destination,
+                source_messages,
+                missing,
+                extra,
+                missing_messages,
+                ..
+            } => {
+                if *missing == 0 {
+                    self.ok_line(
+                        st,
+                        format!(
+                            "{folder} → {destination}: all {source_messages} messages present{}",
+                            if *extra > 0 {
+                                format!(", {extra} extra in the destination")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                } else {
+                    self.err_line(
+                        st,
+                        format!("{folder} → {destination}: {missing} of {source_messages} messages missing in the destination{}",
+                            if *extra > 0 { format!(", {extra} extra") } else { String::new() }),
+                    );
+                    for m in missing_messages.iter().take(5) {
+                        self.line(
+                            st,
+                            format!(
+                                "    missing: UID {} {} ({})",
+                                m.uid,
+                                m.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                                ByteSize(m.size)
+                            ),
+                        );
+                    }
+                }
+            }
+            Event::VerifySummary(v) => {
+                let text = match v.status {
+                    crate::event::VerifyStatus::Ok => self.ok.apply_to(format!(
+                        "Verified: the destination holds all {} source messages in {} folders",
+                        v.source_messages, v.folders
+                    )),
+                    crate::event::VerifyStatus::Mismatch => self.bad.apply_to(format!(
+                        "Mismatch: {} of {} source messages are missing in the destination",
+                        v.missing, v.source_messages
+                    )),
+                    crate::event::VerifyStatus::Error => self.bad.apply_to(format!(
+                        "Verify stopped by an error: {}",
+                        v.error.as_deref().unwrap_or("unknown")
+                    )),
+                };
+                self.line(st, format!("\n{text}"));
+                if v.status != crate::event::VerifyStatus::Error {
+                    self.line(
+                        st,
+                        format!(
+                            "  Source is clean: {}",
+                            if v.source_clean {
+                                "yes (no source message is also in the destination)"
+                            } else {
+                                "no (source messages are still there)"
+                            }
+                        ),
+                    );
+                }
             }
         }
     }

@@ -1,0 +1,171 @@
+//! `btsx verify`: does the destination hold every source message? Same connection options,
+//! folder mapping and filters as migrate; opens both sides read-only.
+
+use std::time::Instant;
+
+use crate::engine::{Engine, OnSide, Pair, SResult, exit_code_for, uid_set};
+use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
+use crate::exit;
+use crate::index::{self, Key};
+use crate::plan::Mapping;
+
+/// What one folder comparison found.
+struct Compared {
+    source: u64,
+    destination: u64,
+    missing: u64,
+    extra: u64,
+    in_both: u64,
+}
+
+impl Engine {
+    pub fn verify(&self) -> VerifySummary {
+        let started = Instant::now();
+        self.emit_start("verify");
+        self.emit_warnings();
+        self.emit(Event::Phase {
+            phase: Phase::Initializing,
+        });
+        let result = self.verify_inner();
+        let summary = match result {
+            Ok(folders) => {
+                let sum = |f: fn(&Compared) -> u64| folders.iter().map(f).sum::<u64>();
+                let missing = sum(|c| c.missing);
+                self.emit(Event::Phase {
+                    phase: Phase::Complete,
+                });
+                VerifySummary {
+                    status: if missing == 0 {
+                        VerifyStatus::Ok
+                    } else {
+                        VerifyStatus::Mismatch
+                    },
+                    exit_code: if missing == 0 {
+                        exit::OK
+                    } else {
+                        exit::VERIFY_MISMATCH
+                    },
+                    folders: folders.len() as u64,
+                    source_messages: sum(|c| c.source),
+                    destination_messages: sum(|c| c.destination),
+                    missing,
+                    extra: sum(|c| c.extra),
+                    source_clean: sum(|c| c.in_both) == 0,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                let message = format!("{} server: {}", e.side.label(), e.err.message);
+                self.emit(Event::Error {
+                    message: message.clone(),
+                    folder: None,
+                });
+                self.emit(Event::Phase {
+                    phase: Phase::Error,
+                });
+                let mut s = VerifySummary::early_error(message, exit_code_for(&e.err));
+                s.duration_ms = started.elapsed().as_millis() as u64;
+                s
+            }
+        };
+        self.emit(Event::VerifySummary(summary.clone()));
+        summary
+    }
+
+    fn verify_inner(&self) -> SResult<Vec<Compared>> {
+        let mut pair = self.open_pair(true)?;
+        self.emit(Event::Phase {
+            phase: Phase::ScanningFolders,
+        });
+        let (folders, warnings) = self.plan_folders(&mut pair)?;
+        for (folder, message) in warnings {
+            self.emit(Event::Warning {
+                message,
+                folder: Some(folder),
+            });
+        }
+        let mut out = Vec::new();
+        for m in &folders {
+            out.push(self.compare_folder(&mut pair, m)?);
+        }
+        pair.src.logout();
+        pair.dst.logout();
+        Ok(out)
+    }
+
+    fn compare_folder(&self, pair: &mut Pair, m: &Mapping) -> SResult<Compared> {
+        // Source: the messages a migrate with these filters would copy.
+        let info = pair.src.examine(&m.source_wire).on(Side::Source)?;
+        let mut metas = if info.exists == 0 {
+            Vec::new()
+        } else {
+            pair.src.fetch_meta(1).on(Side::Source)?
+        };
+        metas.retain(|x| {
+            self.options().dates.takes(x.internal_date)
+                && self.options().max_size.is_none_or(|l| x.size <= l)
+        });
+        let mut source: Vec<(u32, Key, Option<String>, u64)> = Vec::with_capacity(metas.len());
+        for chunk in metas.chunks(2000) {
+            let heads = pair
+                .src
+                .fetch_headers(&uid_set(chunk.iter().map(|x| x.uid)))
+                .on(Side::Source)?;
+            for h in heads {
+                source.push((
+                    h.uid,
+                    index::key(&h.headers, h.size),
+                    index::message_id(&h.headers),
+                    h.size,
+                ));
+            }
+        }
+        source.sort_by_key(|s| s.0);
+
+        // Destination: everything in the mapped folder (read-only).
+        let mut idx = index::Index::default();
+        let mut destination = 0u64;
+        if m.exists {
+            let d = pair.dst.examine(&m.dest_wire).on(Side::Destination)?;
+            destination = u64::from(d.exists);
+            if d.exists > 0 {
+                idx = self
+                    .index_destination(&mut pair.dst, d.exists)
+                    .on(Side::Destination)?;
+            }
+        }
+        let mut missing = Vec::new();
+        let mut in_both = 0u64;
+        for (uid, key, message_id, size) in &source {
+            if idx.take(key) {
+                in_both += 1;
+            } else {
+                missing.push(MissingMessage {
+                    uid: *uid,
+                    message_id: message_id.clone(),
+                    size: *size,
+                });
+            }
+        }
+        let c = Compared {
+            source: source.len() as u64,
+            destination,
+            missing: missing.len() as u64,
+            extra: destination.saturating_sub(in_both),
+            in_both,
+        };
+        missing.truncate(20);
+        self.emit(Event::VerifyFolder {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+            source_messages: c.source,
+            destination_messages: c.destination,
+            missing: c.missing,
+            extra: c.extra,
+            in_both: c.in_both,
+            missing_messages: missing,
+        });
+        Ok(c)
+    }
+}
