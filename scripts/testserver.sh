@@ -7,17 +7,32 @@
 #       [--user NAME:PASSWORD]... [--special-use 'NAME=\Flag']...
 #       [--extra-conf FILE] [--owner-pid PID]
 #     Writes DIR/dovecot.conf (+ DIR/passwd, DIR/home, DIR/run, DIR/dovecot.log),
-#     starts Dovecot on two free 127.0.0.1 ports and prints, for eval:
+#     starts Dovecot on two free 127.0.0.1 ports (imap with STARTTLS, imaps)
+#     and prints, for eval "$(...)":
 #       IMAP_PORT=n  IMAPS_PORT=n  CA_FILE=path  DIR=path
-#     --owner-pid PID: a small watchdog stops the instance once PID is gone
-#     (the Rust harness passes the test process, so even a killed test run
-#     does not leak servers).
+#     --separator /  maildir LAYOUT=fs, separator '/' (default)
+#     --separator .  Maildir++, separator '.'
+#     --ns-prefix P  personal namespace prefix (e.g. INBOX. for Courier style)
+#     --quota 5M     quota plugin, storage limit -> APPEND fails with [OVERQUOTA]
+#     --max-mail-size 1M  quota_max_mail_size -> APPEND fails with [LIMIT];
+#                    APPENDLIMIT=<bytes> is advertised via imap_capability
+#                    (Dovecot 2.3 does not advertise it by itself)
+#     --untrusted-cert  serve a self-signed cert not issued by CA_FILE
+#     --user         default alice:alice-pw (no ':' in passwords)
+#     --special-use  default for '/': "Sent Messages"=\Sent Drafts=\Drafts
+#                    "Deleted Messages"=\Trash Junk=\Junk; for '.': Sent Drafts
+#                    Trash Junk Archive (auto = no: shown once the folder exists)
+#     --extra-conf F appended to dovecot.conf (later settings win)
+#     --owner-pid P  a small watchdog stops the instance once P is gone (the Rust
+#                    harness passes the test process, so even a killed test run
+#                    does not leak servers)
 #
 #   scripts/testserver.sh stop DIR
 #     Stops that instance and waits until its processes are gone.
 #
 # As root, mail is owned by nobody:nogroup, login processes run as dovenull and
-# internal ones as dovecot. As an ordinary user, everything runs as that user.
+# internal ones as dovecot (DIR and its parents must be searchable by others).
+# As an ordinary user, everything runs as that user (rootless Dovecot).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,15 +58,21 @@ die() {
 }
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+# A real interpreter, not a version-manager shim (those cost ~0.3 s a call).
+if [[ -z ${PYTHON:-} ]]; then
+    if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
+
+free_ports() { # two distinct free loopback ports
+    "$PYTHON" -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0))
+b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])'
 }
 
 alive() { # PID: running and not a zombie (PID 1 here may reap slowly)
@@ -59,6 +80,27 @@ alive() { # PID: running and not a zombie (PID 1 here may reap slowly)
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     stat=${stat##*) }
     [[ ${stat:0:1} != Z ]]
+}
+
+busy_children() { # PID -> number of live children other than "log"
+    local c comm n=0 kids
+    if [[ -r /proc/$1/task/$1/children ]]; then
+        read -r -a kids <"/proc/$1/task/$1/children" || true
+    else
+        read -r -a kids < <(ps -o pid= --ppid "$1" | tr '\n' ' ') || true
+    fi
+    for c in "${kids[@]}"; do
+        alive "$c" || continue
+        read -r comm 2>/dev/null <"/proc/$c/comm" || continue
+        [[ $comm == log ]] || n=$((n + 1))
+    done
+    echo "$n"
+}
+
+kill_children() { # PID: SIGKILL its direct children
+    local kids c
+    read -r -a kids 2>/dev/null <"/proc/$1/task/$1/children" || true
+    for c in "${kids[@]}"; do kill -KILL "$c" 2>/dev/null || true; done
 }
 
 master_pid() { # DIR -> pid of a live master, or nothing
@@ -72,7 +114,7 @@ master_pid() { # DIR -> pid of a live master, or nothing
 }
 
 wait_ready() { # IMAP_PORT IMAPS_PORT: both ports answer with an IMAP greeting
-    python3 - "$1" "$2" <<'PY'
+    "$PYTHON" - "$1" "$2" <<'PY'
 import socket, ssl, sys, time
 plain, tls = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl.create_default_context()
@@ -110,24 +152,27 @@ cmd_stop() {
         kill -TERM "$pid" 2>/dev/null || true
         # The master exits about 2 s after SIGTERM: it keeps its log process a
         # while and then polls. Once every other child is gone (no listener,
-        # no session left) and the log process had 0.3 s to drain, finish it.
+        # no session left) and the log process had 0.2 s to drain, finish it.
         local others quiet=0
-        for ((i = 0; i < 200; i++)); do
+        for ((i = 0; i < 400; i++)); do # ~10 s
             alive "$pid" || break
-            others=$(ps -o comm= --ppid "$pid" 2>/dev/null | grep -vcx 'log' || true)
+            others=$(busy_children "$pid")
             if [[ $others -eq 0 ]]; then
                 quiet=$((quiet + 1))
-                if [[ $quiet -ge 6 ]]; then
-                    pkill -KILL -P "$pid" 2>/dev/null || true
+                if [[ $quiet -ge 8 ]]; then
+                    kill_children "$pid"
                     kill -KILL "$pid" 2>/dev/null || true
                 fi
             fi
-            sleep 0.05
+            sleep 0.02
         done
         if alive "$pid"; then
-            pkill -KILL -P "$pid" 2>/dev/null || true
+            kill_children "$pid"
             kill -KILL "$pid" 2>/dev/null || true
         fi
+        # A killed master leaves its pid file; while PID 1 has not reaped the
+        # zombie, a restart in the same DIR would think it is still running.
+        rm -f "$dir/run/master.pid"
     fi
     # the watchdog, if any
     if [[ -s $dir/watchdog.pid ]]; then
@@ -181,7 +226,7 @@ cmd_start() {
     mkdir -p "$dir/run" "$dir/state" "$dir/home"
     : >"$dir/dovecot.log"
 
-    local uid gid mail_user mail_group mail_uid mail_gid rootless
+    local uid mail_user mail_group mail_uid mail_gid rootless
     uid=$(id -u)
     if [[ $uid -eq 0 ]]; then
         rootless=0
@@ -191,6 +236,12 @@ cmd_start() {
         mail_gid=$(getent group "$mail_group" | cut -d: -f3)
         # unprivileged processes (auth as dovecot, mail as nobody) must traverse DIR
         chmod 0755 "$dir"
+        local up=$dir
+        while [[ $up != / ]]; do
+            up=$(dirname "$up")
+            (((8#$(stat -c %a "$up") & 1) != 0)) ||
+                die "$up is not searchable by others; as root the mail user ($mail_user) must reach $dir"
+        done
     else
         rootless=1
         mail_user=$(id -un)
@@ -285,10 +336,8 @@ service auth-worker {
     fi
 
     local attempt imap_port imaps_port rc=1
-    for attempt in 1 2 3; do
-        imap_port=$(free_port)
-        imaps_port=$(free_port)
-        [[ $imap_port != "$imaps_port" ]] || continue
+    for ((attempt = 1; attempt <= 3; attempt++)); do
+        read -r imap_port imaps_port < <(free_ports)
         cat >"$dir/dovecot.conf" <<CONF
 # Generated by scripts/testserver.sh -- private test instance, not the system Dovecot.
 instance_name = btsx-test-$imap_port
@@ -398,10 +447,11 @@ CONF
     if [[ -n $owner_pid ]]; then
         # Watchdog: stop this instance once the owner process is gone. Fully
         # detached from our stdout so "$(testserver.sh start ...)" returns.
-        BTSX_TESTSERVER_DIR=$dir setsid bash -c '
-            while kill -0 '"$owner_pid"' 2>/dev/null && [ -e "$0/run/master.pid" ]; do sleep 1; done
-            BTSX_WATCHDOG_SELF=$$ "$1" stop "$0" >/dev/null 2>&1' \
-            "$dir" "${BASH_SOURCE[0]}" </dev/null >/dev/null 2>&1 &
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        setsid bash -c '
+            while kill -0 "$2" 2>/dev/null && [ -e "$0/run/master.pid" ]; do sleep 1; done
+            BTSX_WATCHDOG_SELF=$$ bash "$1" stop "$0" >/dev/null 2>&1' \
+            "$dir" "$ROOT/scripts/testserver.sh" "$owner_pid" </dev/null >/dev/null 2>&1 &
         echo $! >"$dir/watchdog.pid"
     fi
 

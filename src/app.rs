@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, StatusArgs, VerifyArgs,
+    Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, StatusArgs, TlsArgs, VerifyArgs,
 };
 use crate::endpoint::Endpoint;
 use crate::engine::{Engine, Options, Server, endpoint_info};
@@ -303,17 +303,17 @@ fn migrate(args: MigrateArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return early.fail(e, exit::USAGE),
     };
-    let (src_tls, dst_tls) = match tls_options(&args.side) {
+    let (src_tls, dst_tls) = match tls_options(&args.side.tls) {
         Ok(t) => t,
         Err(e) => return early.fail(e, exit::USAGE),
     };
-    if args.side.insecure {
+    if args.side.tls.insecure {
         warnings.push(
             "--insecure: TLS certificates are not verified; anyone on the path can read the mail and the passwords"
                 .to_string(),
         );
     }
-    if args.side.plaintext {
+    if args.side.tls.plaintext {
         warnings.push(
             "--plaintext: imap:// connections are not encrypted; passwords and mail travel in clear text"
                 .to_string(),
@@ -345,8 +345,12 @@ fn migrate(args: MigrateArgs) -> i32 {
         retries: args.retries,
         max_size: job.max_size,
         timeouts: Timeouts {
-            connect: args.side.timeout.min(std::time::Duration::from_secs(30)),
-            io: args.side.timeout,
+            connect: args
+                .side
+                .tls
+                .timeout
+                .min(std::time::Duration::from_secs(30)),
+            io: args.side.tls.timeout,
         },
         folder_map: job.folder_map.clone(),
         dry_run: args.dry_run,
@@ -478,7 +482,7 @@ fn read_ca(path: &Path) -> Result<Vec<u8>, String> {
     })
 }
 
-fn tls_options(side: &SideArgs) -> Result<(TlsOptions, TlsOptions), String> {
+fn tls_options(side: &TlsArgs) -> Result<(TlsOptions, TlsOptions), String> {
     let both = side.ca_file.as_deref().map(read_ca).transpose()?;
     let one = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>, String> {
         match p {
@@ -522,15 +526,19 @@ fn verify(args: VerifyArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e, exit::USAGE),
     };
-    let (src_tls, dst_tls) = match tls_options(&args.side) {
+    let (src_tls, dst_tls) = match tls_options(&args.side.tls) {
         Ok(t) => t,
         Err(e) => return fail(e, exit::USAGE),
     };
     let opts = Options {
         jobs: 1,
         timeouts: Timeouts {
-            connect: args.side.timeout.min(std::time::Duration::from_secs(30)),
-            io: args.side.timeout,
+            connect: args
+                .side
+                .tls
+                .timeout
+                .min(std::time::Duration::from_secs(30)),
+            io: args.side.tls.timeout,
         },
         folder_map: args.filters.folder_map.clone(),
         max_size: args.filters.max_size.map(|b| b.as_u64()),

@@ -89,6 +89,13 @@ pub struct SideArgs {
     /// Run this command (sh -c) for a destination OAuth2 access token.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
     pub dst_oauth2_token_command: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// How to reach the servers (shared by migrate, verify and batch).
+#[derive(Debug, Args, Clone)]
+pub struct TlsArgs {
     /// Trust this CA certificate (PEM) on both sides, besides the system roots.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,

@@ -115,6 +115,13 @@ struct Task {
     start_uid: u32,
     /// The destination may hold some of these messages already; index it before copying.
     index_destination: bool,
+    /// Messages that failed in an earlier run, tried again first.
+    retry_uids: Vec<u32>,
+    /// The source folder's UIDVALIDITY at scan time.
+    uid_validity: Option<u32>,
+    /// What earlier runs recorded for this folder (without the failures retried now), so the
+    /// state file counts the whole job.
+    prior: Option<FolderState>,
 }
 
 /// Progress within one folder; survives reconnects.
@@ -135,6 +142,8 @@ struct FolderProgress {
     dest_uid_next: Option<u32>,
     /// Source UIDs the destination is known to hold (for --delete-source).
     confirmed: Vec<u32>,
+    /// Retried UIDs settled in this run (not to be sent again after a reconnect).
+    retried: HashSet<u32>,
     deleted_on_source: u64,
 }
 
@@ -528,17 +537,22 @@ impl Engine {
             let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
             let mut start_uid = 1;
             let mut index_destination = true;
+            let mut retry_uids = Vec::new();
+            let mut prior = None;
             if let Some(r) = &resume {
                 if Some(r.uid_validity) == info.uid_validity {
                     start_uid = r.last_uid.saturating_add(1);
-                    // Messages that failed last time are tried again; the index skips the
-                    // ones after them that did land.
-                    if let Some(first_failed) = r.failures.iter().map(|f| f.uid).min() {
-                        start_uid = start_uid.min(first_failed);
-                    }
+                    // Messages that failed last time are tried again.
+                    retry_uids = r.failures.iter().map(|f| f.uid).collect();
+                    retry_uids.sort_unstable();
+                    retry_uids.dedup();
+                    let mut p = r.clone();
+                    p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
+                    p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
+                    p.failures.clear();
+                    prior = Some(p);
                     // Nothing was appended since the last checkpoint: no need to index.
                     if m.exists
-                        && r.failures.is_empty()
                         && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
                         && let Ok(st) = main.dst.status(&m.dest_wire)
                         && st.uid_validity == Some(v)
@@ -556,15 +570,25 @@ impl Engine {
                     });
                 }
             }
-            let metas = if info.exists == 0
-                || self.opts.folders_only
-                || info
-                    .uid_next
-                    .is_some_and(|n| n <= start_uid && start_uid > 1)
-            {
+            let metas = if info.exists == 0 || self.opts.folders_only {
                 Vec::new()
             } else {
-                let mut v = main.src.fetch_meta(start_uid).on(Side::Source)?;
+                let nothing_new = info
+                    .uid_next
+                    .is_some_and(|n| n <= start_uid && start_uid > 1);
+                let mut v = if nothing_new {
+                    Vec::new()
+                } else {
+                    main.src.fetch_meta(start_uid).on(Side::Source)?
+                };
+                if !retry_uids.is_empty() {
+                    let mut again = main
+                        .src
+                        .fetch_meta_set(&uid_set(retry_uids.iter().copied()))
+                        .on(Side::Source)?;
+                    again.append(&mut v);
+                    v = again;
+                }
                 v.retain(|x| self.opts.dates.takes(x.internal_date));
                 v
             };
@@ -582,6 +606,9 @@ impl Engine {
                 bytes,
                 start_uid,
                 index_destination: index_destination && m.exists,
+                retry_uids,
+                uid_validity: info.uid_validity,
+                prior,
                 map: m,
             });
         }
@@ -688,7 +715,29 @@ impl Engine {
     ) -> SResult<(FolderReport, Vec<FailureReport>)> {
         let started = Instant::now();
         if task.messages == 0 {
-            // Nothing new: no connection needed (keeps a no-change run cheap).
+            // Nothing new: no connection needed (keeps a no-change run cheap). A folder the
+            // state does not know yet is recorded, so `btsx status` lists it.
+            if task.prior.is_none()
+                && let Some(st) = &self.state
+                && let Some(v) = task.uid_validity
+                && !self.opts.dry_run
+            {
+                let _ = st.update(FolderState {
+                    source: task.map.source.clone(),
+                    destination: task.map.dest.clone(),
+                    uid_validity: v,
+                    last_uid: task.start_uid.saturating_sub(1),
+                    dest_uid_validity: None,
+                    dest_uid_next: None,
+                    messages: 0,
+                    copied: 0,
+                    skipped: 0,
+                    failed: 0,
+                    bytes: 0,
+                    status: FolderStatus::Complete,
+                    failures: Vec::new(),
+                });
+            }
             let rep = FolderReport {
                 folder: task.map.source.clone(),
                 destination: task.map.dest.clone(),
@@ -867,18 +916,24 @@ impl Engine {
         if let Some(st) = &self.state
             && let Some(v) = prog.uid_validity
         {
+            // Counts cover the whole job: earlier runs plus this one.
+            let p = task.prior.as_ref();
+            let add = |f: fn(&FolderState) -> u64, now: u64| p.map_or(0, f) + now;
             let r = st.update(FolderState {
                 source: task.map.source.clone(),
                 destination: task.map.dest.clone(),
                 uid_validity: v,
-                last_uid: prog.next_uid.saturating_sub(1),
+                last_uid: prog
+                    .next_uid
+                    .saturating_sub(1)
+                    .max(p.map_or(0, |p| p.last_uid)),
                 dest_uid_validity: prog.dest_uid_validity,
                 dest_uid_next: prog.dest_uid_next,
-                messages: task.messages,
-                copied: prog.copied,
-                skipped: prog.skipped,
-                failed: prog.failed,
-                bytes: prog.bytes,
+                messages: add(|f| f.messages, task.messages),
+                copied: add(|f| f.copied, prog.copied),
+                skipped: add(|f| f.skipped, prog.skipped),
+                failed: add(|f| f.failed, prog.failed),
+                bytes: add(|f| f.bytes, prog.bytes),
                 status,
                 failures: prog.failures.clone(),
             });
@@ -900,6 +955,20 @@ impl Engine {
             Vec::new()
         } else {
             let mut v = src.fetch_meta(prog.next_uid).on(Side::Source)?;
+            let pending_retry: Vec<u32> = task
+                .retry_uids
+                .iter()
+                .copied()
+                .filter(|u| !prog.retried.contains(u))
+                .collect();
+            if !pending_retry.is_empty() {
+                let mut again = src
+                    .fetch_meta_set(&uid_set(pending_retry))
+                    .on(Side::Source)?;
+                again.retain(|m| m.uid < prog.next_uid);
+                again.append(&mut v);
+                v = again;
+            }
             v.retain(|x| self.opts.dates.takes(x.internal_date));
             v
         };
@@ -968,7 +1037,7 @@ impl Engine {
             }
             if batch.is_empty() {
                 if inflight.is_none() {
-                    prog.next_uid = metas[i - 1].uid.saturating_add(1);
+                    prog.next_uid = prog.next_uid.max(metas[i - 1].uid.saturating_add(1));
                 }
                 continue;
             }
@@ -1044,9 +1113,9 @@ impl Engine {
                 .on(Side::Destination)?;
         }
         if !self.cancelled() {
-            prog.next_uid = metas
-                .last()
-                .map_or(prog.next_uid, |m| m.uid.saturating_add(1));
+            prog.next_uid = metas.last().map_or(prog.next_uid, |m| {
+                prog.next_uid.max(m.uid.saturating_add(1))
+            });
         }
         Ok(())
     }
@@ -1062,6 +1131,11 @@ impl Engine {
     ) -> Result<(), ImapError> {
         let outcomes = dst.append_finish(pending)?;
         prog.unconfirmed = false;
+        for s in &sent {
+            if task.retry_uids.binary_search(&s.uid).is_ok() {
+                prog.retried.insert(s.uid);
+            }
+        }
         for (s, o) in sent.iter().zip(outcomes) {
             match o {
                 AppendOutcome::Stored(uid) => {
@@ -1119,6 +1193,9 @@ impl Engine {
     ) {
         prog.skipped += 1;
         prog.done += 1;
+        if task.retry_uids.binary_search(&m.uid).is_ok() {
+            prog.retried.insert(m.uid);
+        }
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         self.emit(Event::MessageSkipped {
             folder: task.map.source.clone(),

@@ -206,6 +206,7 @@ impl StateStore {
             })?;
         }
         let lock = lock_file(path)?;
+        remove_stale_temps(path);
         let data = match fs::metadata(path) {
             Ok(_) => {
                 let d = read(path)?;
@@ -309,7 +310,7 @@ impl StateStore {
         };
         // NamedTempFile is created 0600 and lives in the same directory, so rename is atomic.
         let mut tmp = tempfile::Builder::new()
-            .prefix(".btsx-state")
+            .prefix(&temp_prefix(&self.path))
             .tempfile_in(&dir)
             .map_err(io)?;
         tmp.write_all(&json).map_err(io)?;
@@ -323,6 +324,31 @@ impl StateStore {
             *t = Instant::now();
         }
         Ok(())
+    }
+}
+
+/// Temporary files of one job share a prefix, so a later run can clear what a kill left.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    format!(".{name}.tmp")
+}
+
+/// Under the lock, any temporary file of this job is a leftover of a killed run.
+fn remove_stale_temps(path: &Path) {
+    let prefix = temp_prefix(path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 }
 

@@ -5,9 +5,8 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
-use std::process::Command;
 
-use support::{Digest, Dovecot, MsgDigest, ServerOpts, total_messages};
+use support::{Digest, Dovecot, MsgDigest, ServerOpts, python3, script, total_messages};
 
 const T2015: i64 = 1_420_070_400;
 
@@ -333,8 +332,8 @@ fn quota_and_appendlimit() {
 fn tls_certificates() {
     let s = Dovecot::source();
     let digest_tls = |port: u16| {
-        Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/digest.py"))
+        python3()
+            .arg(script("digest.py"))
             .args(["--host", "localhost", "--tls", "--ca-file"])
             .arg(&s.ca_file)
             .args(["--port", &port.to_string()])
@@ -354,8 +353,8 @@ fn tls_certificates() {
         untrusted_cert: true,
         ..ServerOpts::default()
     });
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/digest.py"))
+    let out = python3()
+        .arg(script("digest.py"))
         .args(["--host", "localhost", "--tls", "--ca-file"])
         .arg(&u.ca_file)
         .args(["--port", &u.imaps_port.to_string()])
@@ -395,4 +394,22 @@ fn broken_config_panics_with_log() {
         extra_conf: Some("this_is_not_a_setting = 1\n".into()),
         ..ServerOpts::default()
     });
+}
+
+#[test]
+fn btsx_command_has_clean_environment() {
+    let cmd = support::btsx();
+    assert!(std::path::Path::new(cmd.get_program()).exists());
+    let removed: Vec<_> = cmd
+        .get_envs()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    assert!(removed.contains(&"NO_COLOR".to_string()), "{removed:?}");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("BTSX_") {
+            assert!(removed.contains(&k), "{k} is passed to btsx");
+        }
+    }
 }

@@ -434,6 +434,30 @@ impl Session {
         Ok(out)
     }
 
+    /// UID, size, flags and date of the messages in a UID set.
+    pub fn fetch_meta_set(&mut self, uids: &str) -> Result<Vec<MessageMeta>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fetches = self
+            .imap
+            .uid_fetch(uids, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
+            .map_err(|e| from_crate(e, &self.addr))?;
+        let mut out: Vec<MessageMeta> = fetches
+            .iter()
+            .filter_map(|f| {
+                Some(MessageMeta {
+                    uid: f.uid?,
+                    size: f.size.map(u64::from).unwrap_or(0),
+                    flags: f.flags().iter().filter_map(flag_name).collect(),
+                    internal_date: f.internal_date(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
     /// The identifying header fields (see [`crate::index`]) of the messages in `uids`.
     pub fn fetch_headers(&mut self, uids: &str) -> Result<Vec<MessageHeaders>, ImapError> {
         if uids.is_empty() {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints and every test against real,
+# private Dovecot instances. Works on a fresh Debian machine (as root it
+# installs dovecot-imapd, python3 and openssl if missing, without ever
+# starting the system Dovecot service).
+#
+#   scripts/test.sh            # TEST_THREADS=n to change test parallelism (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "test.sh: $*" >&2; }
+
+# --- prerequisites -----------------------------------------------------------
+
+apt_updated=0
+policy_created=0
+POLICY=/usr/sbin/policy-rc.d
+
+drop_policy() {
+    if [[ $policy_created -eq 1 ]]; then
+        rm -f "$POLICY"
+        policy_created=0
+    fi
+}
+
+need_pkg() { # CHECK-COMMAND PACKAGE
+    if command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 ]]; then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        log "$1 is missing: install the Debian package $2 (as root: apt-get install $2)"
+        exit 1
+    fi
+    log "installing $2"
+    if [[ ! -e $POLICY ]]; then
+        # keep the package's service from starting (invoke-rc.d honours this)
+        printf '#!/bin/sh\nexit 101\n' >"$POLICY"
+        chmod 0755 "$POLICY"
+        policy_created=1
+    fi
+    if [[ $apt_updated -eq 0 ]]; then
+        apt-get update
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$2"
+    drop_policy
+}
+
+RUNDIR=""
+cleanup() {
+    local rc=$?
+    drop_policy
+    if [[ -n $RUNDIR && -d $RUNDIR ]]; then
+        # Stop any Dovecot a test left behind: each instance's DIR lives under
+        # this run's private TMPDIR, so other runs' servers are never touched.
+        local p cmd dir n=0
+        for p in /proc/[0-9]*; do
+            cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+            [[ $cmd == *" -c $RUNDIR/"*/dovecot.conf* ]] || continue
+            dir=${cmd#* -c }
+            dir=${dir%/dovecot.conf*}
+            bash scripts/testserver.sh stop "$dir" >/dev/null 2>&1 || kill -KILL "${p#/proc/}" 2>/dev/null || true
+            n=$((n + 1))
+        done
+        if [[ $n -gt 0 ]]; then
+            log "stopped $n leftover test Dovecot instance(s)"
+        fi
+        rm -rf "$RUNDIR"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+need_pkg dovecot dovecot-imapd
+need_pkg python3 python3
+need_pkg openssl openssl
+command -v cargo >/dev/null || {
+    log "cargo is missing: install Rust (https://rustup.rs)"
+    exit 1
+}
+
+# --- checks ------------------------------------------------------------------
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+# Tests start their own Dovecot instances (tests/support, scripts/testserver.sh);
+# their directories go under a private TMPDIR so leftovers can be found.
+RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/btsx-test-run.XXXXXX")
+chmod 0755 "$RUNDIR" # as root, Dovecot's unprivileged processes must traverse it
+threads=${TEST_THREADS:-2}
+log "cargo test (--test-threads=$threads)"
+TMPDIR=$RUNDIR cargo test --all-targets -- --test-threads="$threads"
+log "all good"
