@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use clap::Parser;
 
 use crate::cli::{
-    Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, StatusArgs, TlsArgs, VerifyArgs,
+    BatchArgs, Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, StatusArgs, TlsArgs,
+    VerifyArgs,
 };
 use crate::endpoint::Endpoint;
 use crate::engine::{Engine, Options, Server, endpoint_info};
@@ -30,6 +31,7 @@ pub fn run() -> i32 {
     match cli.command {
         Command::Migrate(args) => migrate(*args),
         Command::Verify(args) => verify(*args),
+        Command::Batch(args) => batch(*args),
         Command::Status(args) => status(args),
     }
 }
@@ -566,7 +568,289 @@ fn verify(args: VerifyArgs) -> i32 {
     engine.verify().exit_code
 }
 
+fn batch(args: BatchArgs) -> i32 {
+    use crate::batch;
+    use crate::event::{BatchSummary, RowError, RunStatus};
+    let started = std::time::Instant::now();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && !no_color,
+    };
+    let json = args
+        .json
+        .then(|| Arc::new(JsonSink::new(std::io::stdout())));
+    let fail = |message: String| -> i32 {
+        let summary = BatchSummary {
+            status: RunStatus::Error,
+            exit_code: exit::USAGE,
+            accounts: 0,
+            complete: 0,
+            failed: 0,
+            messages_copied: 0,
+            bytes_copied: 0,
+            duration_ms: 0,
+            per_account: Vec::new(),
+            bad_rows: Vec::new(),
+        };
+        match &json {
+            Some(j) => {
+                j.emit(&Event::Error {
+                    message,
+                    folder: None,
+                });
+                j.emit(&Event::BatchSummary(summary));
+            }
+            None => eprintln!("✗ {message}"),
+        }
+        exit::USAGE
+    };
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(format!(
+                "cannot read batch file {}: {e}",
+                args.file.display()
+            ));
+        }
+    };
+    let (rows, bad) = match batch::parse(&text) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{}: {e}", args.file.display())),
+    };
+    if args.strict && !bad.is_empty() {
+        let list: Vec<String> = bad
+            .iter()
+            .map(|b| format!("line {}: {}", b.line, b.message))
+            .collect();
+        return fail(format!(
+            "{} has unusable rows (--strict): {}",
+            args.file.display(),
+            list.join("; ")
+        ));
+    }
+    // The shard: K/N, or the index from the environment (counting from 0).
+    let shard = match (&args.shard, &args.shard_from_env, args.shards) {
+        (Some(s), _, _) => match batch::parse_shard(s) {
+            Ok((k, n)) => Some((k - 1, n)),
+            Err(e) => return fail(e),
+        },
+        (None, Some(var), Some(n)) => {
+            let v = std::env::var(var).unwrap_or_default();
+            match v.trim().parse::<u32>() {
+                Ok(k) if k < n => Some((k, n)),
+                _ => {
+                    return fail(format!(
+                        "--shard-from-env {var}: '{v}' is not a shard index from 0 to {}",
+                        n - 1
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
+    let rows: Vec<batch::Row> = rows
+        .into_iter()
+        .filter(|r| shard.is_none_or(|(k, n)| batch::shard_of(&r.src, n) == k))
+        .collect();
+    let (src_tls, dst_tls) = match tls_options(&args.tls) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| state::base_dir().join("batch"));
+    let view = crate::render::batch::BatchView::new(rows.len(), color, args.quiet);
+    let top: Arc<dyn Sink> = match &json {
+        Some(j) => j.clone(),
+        None => view.clone(),
+    };
+    if batch::exposes_passwords(&args.file, &rows) {
+        top.emit(&Event::Warning {
+            message: format!(
+                "{} holds passwords and is readable by other users; chmod 600 it",
+                args.file.display()
+            ),
+            folder: None,
+        });
+    }
+    for b in &bad {
+        top.emit(&Event::Error {
+            message: format!("{} line {}: {}", args.file.display(), b.line, b.message),
+            folder: None,
+        });
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_interrupt(cancel.clone());
+    let cfg = batch::BatchConfig {
+        accounts: usize::from(args.accounts),
+        state_dir,
+        options: Options {
+            jobs: usize::from(args.jobs),
+            retries: args.retries,
+            max_size: args.max_size.map(|b| b.as_u64()),
+            timeouts: Timeouts {
+                connect: args.tls.timeout.min(std::time::Duration::from_secs(30)),
+                io: args.tls.timeout,
+            },
+            ..Options::default()
+        },
+        src_tls,
+        dst_tls,
+    };
+    let sink_for = |row: &batch::Row| -> Arc<dyn Sink> {
+        match &json {
+            Some(j) => Arc::new(j.tagged(&row.job())),
+            None => view.sink_for(&row.job()),
+        }
+    };
+    let reports = batch::run(&rows, &cfg, &sink_for, &cancel);
+    let complete = reports
+        .iter()
+        .filter(|r| r.status == RunStatus::Complete)
+        .count() as u64;
+    let failed = reports.len() as u64 - complete;
+    let (status, code) = if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        (RunStatus::Interrupted, exit::INTERRUPTED)
+    } else if failed > 0 || !bad.is_empty() {
+        (RunStatus::Partial, exit::PARTIAL)
+    } else {
+        (RunStatus::Complete, exit::OK)
+    };
+    top.emit(&Event::BatchSummary(BatchSummary {
+        status,
+        exit_code: code,
+        accounts: reports.len() as u64,
+        complete,
+        failed,
+        messages_copied: reports.iter().map(|r| r.messages_copied).sum(),
+        bytes_copied: reports.iter().map(|r| r.bytes_copied).sum(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        per_account: reports,
+        bad_rows: bad
+            .into_iter()
+            .map(|b| RowError {
+                line: b.line,
+                message: b.message,
+            })
+            .collect(),
+    }));
+    code
+}
+
+/// `btsx status DIR`: every state file in a directory (possibly shared by many machines).
+fn status_dir(args: &StatusArgs) -> i32 {
+    let mut jobs = Vec::new();
+    let entries = match std::fs::read_dir(&args.file) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("✗ cannot read {}: {e}", args.file.display());
+            return exit::USAGE;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    let (mut done, mut running, mut failed, mut other) = (0, 0, 0, 0);
+    let (mut total, mut settled, mut bytes) = (0u64, 0u64, 0u64);
+    for p in paths {
+        let Ok(d) = state::read(&p) else {
+            other += 1;
+            jobs.push(serde_json::json!({"file": p.display().to_string(), "status": "unreadable"}));
+            continue;
+        };
+        let is_running = state::is_locked(&p);
+        let st = if is_running {
+            "running".to_string()
+        } else {
+            serde_json::to_value(d.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        match st.as_str() {
+            "running" => running += 1,
+            "complete" => done += 1,
+            "partial" | "error" => failed += 1,
+            _ => other += 1,
+        }
+        let t: u64 = d.folders.values().map(|f| f.messages).sum();
+        let s: u64 = d
+            .folders
+            .values()
+            .map(|f| f.copied + f.skipped + f.failed)
+            .sum();
+        total += t;
+        settled += s;
+        bytes += d.folders.values().map(|f| f.bytes).sum::<u64>();
+        jobs.push(serde_json::json!({
+            "file": p.display().to_string(),
+            "source": d.job.source.url(),
+            "destination": d.job.destination.url(),
+            "status": st,
+            "messages_total": t,
+            "messages_done": s,
+            "updated": d.updated,
+        }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "format_version": FORMAT_VERSION,
+                "dir": args.file.display().to_string(),
+                "accounts": jobs.len(),
+                "complete": done,
+                "running": running,
+                "failed": failed,
+                "other": other,
+                "messages_total": total,
+                "messages_done": settled,
+                "bytes": bytes,
+                "jobs": jobs,
+            })
+        );
+    } else {
+        println!("State directory {}", args.file.display());
+        println!(
+            "Accounts: {} ({done} complete, {running} running, {failed} failed, {other} interrupted or unreadable)",
+            jobs.len()
+        );
+        println!(
+            "Messages: {settled}/{total} settled, {}",
+            bytesize::ByteSize(bytes)
+        );
+        println!();
+        for j in &jobs {
+            println!(
+                "  {:<11} {} → {}  {}/{}",
+                j["status"].as_str().unwrap_or(""),
+                j["source"]
+                    .as_str()
+                    .unwrap_or(j["file"].as_str().unwrap_or("")),
+                j["destination"].as_str().unwrap_or(""),
+                j["messages_done"],
+                j["messages_total"]
+            );
+        }
+    }
+    exit::OK
+}
+
 fn status(args: StatusArgs) -> i32 {
+    if args.file.is_dir() {
+        return status_dir(&args);
+    }
     let data = match state::read(&args.file) {
         Ok(d) => d,
         Err(e) => {

@@ -28,6 +28,17 @@ Examples:
   # Only some folders, as JSON
   btsx verify imaps://me@old imaps://me@new --include 'Archive*' --json | jq .";
 
+const BATCH_EXAMPLES: &str = "\
+Examples:
+  # accounts.csv: src,dst,src_password_file,dst_password_file
+  btsx batch accounts.csv --accounts 4 --state-dir /srv/btsx/state
+  # one of three machines (K counts from 1)
+  btsx batch accounts.csv --shard 2/3 --state-dir /shared/btsx
+  # Kubernetes Indexed Job: the index comes from the environment (counts from 0)
+  btsx batch accounts.csv --shards 3 --shard-from-env JOB_COMPLETION_INDEX --state-dir /shared/btsx --json
+  # where are we, across all machines?
+  btsx status /shared/btsx";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "btsx",
@@ -49,7 +60,10 @@ pub enum Command {
     /// Compare SRC and DST folder by folder: what is missing in the destination, what is extra.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
-    /// Show a saved or running job from its state file.
+    /// Migrate many mailboxes listed in a CSV file, several at once; shardable across machines.
+    #[command(after_help = BATCH_EXAMPLES)]
+    Batch(Box<BatchArgs>),
+    /// Show a saved or running job from its state file, or every job in a state directory.
     #[command(
         after_help = "Examples:\n  btsx status ~/.local/state/btsx/me.json\n  btsx status ~/.local/state/btsx/me.json --json | jq .folders"
     )]
@@ -225,8 +239,56 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// CSV with a header row: src, dst, and per side one of src_password / src_password_file /
+    /// src_password_command / src_oauth2_token_file (same for dst); optional include, exclude,
+    /// folder_map (several values separated by ';').
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Migrations run at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub accounts: u16,
+    /// Connection pairs per migration.
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// One state file per account goes here (default: $XDG_STATE_HOME/btsx/batch).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Take a stable share of the rows: K/N, K counting from 1 (e.g. 2/3).
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
+    pub shard: Option<String>,
+    /// Read the shard index from this environment variable, counting from 0
+    /// (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); needs --shards.
+    #[arg(long, value_name = "VAR", requires = "shards")]
+    pub shard_from_env: Option<String>,
+    /// Number of shards, with --shard-from-env.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+    /// Refuse to start when a row is malformed (default: report it and run the rest).
+    #[arg(long)]
+    pub strict: bool,
+    /// Reconnect attempts per folder.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Skip messages larger than this.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<bytesize::ByteSize>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// JSON lines on stdout; every account's events carry "job".
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors and the summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Color in the human display.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The job's state file.
+    /// A job's state file, or a directory of them (a batch's --state-dir).
     pub file: PathBuf,
     /// JSON on stdout.
     #[arg(long)]

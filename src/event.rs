@@ -287,6 +287,46 @@ pub enum Event {
     Summary(Summary),
     /// Always last for `btsx verify`.
     VerifySummary(VerifySummary),
+    /// Always last for `btsx batch` (each account also ends with its own `summary`).
+    BatchSummary(BatchSummary),
+}
+
+/// One account's line in a batch summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountReport {
+    pub job: String,
+    /// Line of the row in the batch file.
+    pub line: usize,
+    pub status: RunStatus,
+    pub exit_code: i32,
+    pub messages_copied: u64,
+    pub messages_failed: u64,
+    pub bytes_copied: u64,
+    pub duration_ms: u64,
+    pub state_file: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A batch file row that could not be used.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowError {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    pub status: RunStatus,
+    pub exit_code: i32,
+    /// Rows this run (or shard) took.
+    pub accounts: u64,
+    pub complete: u64,
+    pub failed: u64,
+    pub messages_copied: u64,
+    pub bytes_copied: u64,
+    pub duration_ms: u64,
+    pub per_account: Vec<AccountReport>,
+    pub bad_rows: Vec<RowError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -358,6 +398,7 @@ impl Event {
             Event::Detail { .. } => "detail",
             Event::VerifyFolder { .. } => "verify_folder",
             Event::VerifySummary(_) => "verify_summary",
+            Event::BatchSummary(_) => "batch_summary",
         }
     }
 }

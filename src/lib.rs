@@ -4,6 +4,7 @@
 //! sent to a [`render::Sink`]; renderers turn them into a human display or JSON lines.
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod endpoint;
 pub mod engine;

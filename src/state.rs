@@ -391,15 +391,19 @@ fn lock_file(path: &Path) -> Result<File, StateError> {
     }
 }
 
-/// Where a job's state goes without `--state`: `$XDG_STATE_HOME/btsx/`, else
-/// `~/.local/state/btsx/`.
-pub fn default_path(job: &JobIdentity) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
+/// `$XDG_STATE_HOME/btsx/`, else `~/.local/state/btsx/`.
+pub fn base_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("btsx").join(job.file_name())
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("btsx")
+}
+
+/// Where a job's state goes without `--state`.
+pub fn default_path(job: &JobIdentity) -> PathBuf {
+    base_dir().join(job.file_name())
 }
 
 fn now() -> String {

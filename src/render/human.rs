@@ -539,6 +539,7 @@ impl Sink for HumanSink {
                     self.summary(st, s);
                 }
             }
+            Event::BatchSummary(_) => {}
             Event::Detail { side, message } => {
                 if self.opts.verbose {
                     let who = side

@@ -1,5 +1,6 @@
 //! Renderers: everything that turns [`Event`]s into output. The engine only knows [`Sink`].
 
+pub mod batch;
 pub mod human;
 pub mod json;
 

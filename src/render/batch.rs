@@ -1,0 +1,279 @@
+//! The display for `btsx batch`: one line per account event that matters, a periodic overall
+//! line (accounts done/total, messages, bytes, rate, ETA), and a per-account table at the end.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytesize::ByteSize;
+use console::Style;
+
+use super::Sink;
+use crate::event::{Event, RunStatus};
+
+#[derive(Default)]
+struct Account {
+    done: u64,
+    total: u64,
+    bytes: u64,
+}
+
+struct State {
+    accounts_total: usize,
+    finished: usize,
+    running: BTreeMap<String, Account>,
+    finished_messages: u64,
+    finished_bytes: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+pub struct BatchView {
+    quiet: bool,
+    state: Mutex<State>,
+    ok: Style,
+    bad: Style,
+    warn: Style,
+    arrow: Style,
+}
+
+impl BatchView {
+    pub fn new(accounts_total: usize, color: bool, quiet: bool) -> Arc<BatchView> {
+        let style = |s: Style| {
+            if color {
+                s.force_styling(true)
+            } else {
+                Style::new()
+            }
+        };
+        Arc::new(BatchView {
+            quiet,
+            state: Mutex::new(State {
+                accounts_total,
+                finished: 0,
+                running: BTreeMap::new(),
+                finished_messages: 0,
+                finished_bytes: 0,
+                started: Instant::now(),
+                last_line: Instant::now(),
+            }),
+            ok: style(Style::new().green()),
+            bad: style(Style::new().red()),
+            warn: style(Style::new().yellow()),
+            arrow: style(Style::new().blue()),
+        })
+    }
+
+    /// The sink one account's engine reports to.
+    pub fn sink_for(self: &Arc<Self>, job: &str) -> Arc<dyn Sink> {
+        Arc::new(JobSink {
+            view: self.clone(),
+            job: job.to_string(),
+        })
+    }
+
+    fn line(&self, text: String) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+    }
+
+    fn overall(&self, st: &State) -> String {
+        let done: u64 = st.finished_messages + st.running.values().map(|a| a.done).sum::<u64>();
+        let total: u64 = st.finished_messages + st.running.values().map(|a| a.total).sum::<u64>();
+        let bytes: u64 = st.finished_bytes + st.running.values().map(|a| a.bytes).sum::<u64>();
+        let secs = st.started.elapsed().as_secs_f64().max(0.1);
+        let rate = done as f64 / secs;
+        let eta = if rate > 0.0 && total > done {
+            let left = Duration::from_secs(((total - done) as f64 / rate) as u64);
+            format!(", ETA {}", humantime::format_duration(left))
+        } else {
+            String::new()
+        };
+        format!(
+            "Accounts {}/{} done, {} running; messages {done}/{total}; {}; {:.0} msg/s{eta}",
+            st.finished,
+            st.accounts_total,
+            st.running.len(),
+            ByteSize(bytes),
+            rate
+        )
+    }
+
+    fn on(&self, job: &str, event: &Event) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Start { .. } => {
+                st.running.insert(job.to_string(), Account::default());
+                if !self.quiet {
+                    self.line(format!("{} [{job}] started", self.arrow.apply_to("→")));
+                }
+            }
+            Event::FolderFound { messages, .. } => {
+                st.running.entry(job.to_string()).or_default().total += messages;
+            }
+            Event::Progress {
+                overall_done,
+                overall_bytes,
+                ..
+            } => {
+                let a = st.running.entry(job.to_string()).or_default();
+                a.done = *overall_done;
+                a.bytes = *overall_bytes;
+                if !self.quiet && st.last_line.elapsed() >= Duration::from_secs(2) {
+                    st.last_line = Instant::now();
+                    let text = self.overall(&st);
+                    self.line(format!("{} {text}", self.arrow.apply_to("→")));
+                }
+            }
+            Event::Warning { message, .. } if !self.quiet => {
+                self.line(format!(
+                    "{} [{job}] Warning: {message}",
+                    self.warn.apply_to("⚠")
+                ));
+            }
+            // Fatal errors repeat in the account's summary line; folder errors do not.
+            Event::Error {
+                message,
+                folder: Some(_),
+            } => {
+                self.line(format!(
+                    "{} [{job}] Error: {message}",
+                    self.bad.apply_to("✗")
+                ));
+            }
+            Event::MessageFailed {
+                folder,
+                uid,
+                reason,
+                ..
+            } => {
+                self.line(format!(
+                    "{} [{job}] Error copying message: {folder} UID {uid}: {reason}",
+                    self.bad.apply_to("✗")
+                ));
+            }
+            Event::Summary(s) => {
+                st.running.remove(job);
+                st.finished += 1;
+                st.finished_messages += s.messages_total;
+                st.finished_bytes += s.bytes_copied;
+                let text = match s.status {
+                    RunStatus::Complete => format!(
+                        "{} [{job}] complete: {} messages copied ({}) in {}",
+                        self.ok.apply_to("✓"),
+                        s.messages_copied,
+                        ByteSize(s.bytes_copied),
+                        humantime::format_duration(Duration::from_secs(s.duration_ms / 1000))
+                    ),
+                    RunStatus::Partial => format!(
+                        "{} [{job}] finished with {} failed messages",
+                        self.warn.apply_to("⚠"),
+                        s.messages_failed
+                    ),
+                    RunStatus::Interrupted => {
+                        format!("{} [{job}] interrupted", self.warn.apply_to("⚠"))
+                    }
+                    RunStatus::Error => format!(
+                        "{} [{job}] failed: {}",
+                        self.bad.apply_to("✗"),
+                        s.error.as_deref().unwrap_or("error")
+                    ),
+                };
+                self.line(text);
+            }
+            _ => {}
+        }
+    }
+}
+
+struct JobSink {
+    view: Arc<BatchView>,
+    job: String,
+}
+
+impl Sink for JobSink {
+    fn emit(&self, event: &Event) {
+        self.view.on(&self.job, event);
+    }
+}
+
+/// Events of the batch itself (bad rows, the final summary).
+impl Sink for BatchView {
+    fn emit(&self, event: &Event) {
+        match event {
+            Event::Error { message, .. } => {
+                self.line(format!("{} {message}", self.bad.apply_to("✗")));
+            }
+            Event::Warning { message, .. } if !self.quiet => {
+                self.line(format!("{} Warning: {message}", self.warn.apply_to("⚠")));
+            }
+            Event::BatchSummary(b) => {
+                let mut out = String::new();
+                let title = match b.status {
+                    RunStatus::Complete => self.ok.apply_to("Batch complete".to_string()),
+                    RunStatus::Interrupted => self.warn.apply_to("Batch interrupted".to_string()),
+                    _ => self
+                        .bad
+                        .apply_to("Batch finished with failed accounts".to_string()),
+                };
+                out.push_str(&format!("\n{title}\n"));
+                out.push_str(&format!(
+                    "  Accounts: {} complete, {} failed (of {}){}\n",
+                    b.complete,
+                    b.failed,
+                    b.accounts,
+                    if b.bad_rows.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} unusable rows", b.bad_rows.len())
+                    }
+                ));
+                out.push_str(&format!(
+                    "  Messages: {} copied, {}; duration {}\n",
+                    b.messages_copied,
+                    ByteSize(b.bytes_copied),
+                    humantime::format_duration(Duration::from_secs(b.duration_ms / 1000))
+                ));
+                let w = b
+                    .per_account
+                    .iter()
+                    .map(|a| a.job.chars().count())
+                    .max()
+                    .unwrap_or(7)
+                    .max(7);
+                out.push_str(&format!(
+                    "\n  {:<w$}  {:<11}  {:>8}  {:>10}  {:>8}  Failures\n",
+                    "Account", "Status", "Messages", "Size", "Duration"
+                ));
+                for a in &b.per_account {
+                    let status = serde_json::to_value(a.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let pad = w.saturating_sub(a.job.chars().count());
+                    out.push_str(&format!(
+                        "  {}{}  {:<11}  {:>8}  {:>10}  {:>8}  {}\n",
+                        a.job,
+                        " ".repeat(pad),
+                        status,
+                        a.messages_copied,
+                        ByteSize(a.bytes_copied).to_string(),
+                        humantime::format_duration(Duration::from_secs(a.duration_ms / 1000))
+                            .to_string(),
+                        match (&a.error, a.messages_failed) {
+                            (Some(e), _) => e.clone(),
+                            (None, 0) => String::new(),
+                            (None, n) => format!("{n} messages"),
+                        }
+                    ));
+                }
+                for r in &b.bad_rows {
+                    out.push_str(&format!("  line {}: {}\n", r.line, r.message));
+                }
+                self.line(out.trim_end().to_string());
+            }
+            _ => {}
+        }
+    }
+}
