@@ -100,7 +100,7 @@ pub struct SideArgs {
     /// Read a destination OAuth2 access token from this file (re-read on every reconnect).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
     pub dst_oauth2_token_file: Option<PathBuf>,
-    /// Run this command (sh -c) for a destination OAuth2 access token.
+    /// Run this command (sh -c) for a destination OAuth2 access token (re-run on every reconnect).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
     pub dst_oauth2_token_command: Option<String>,
     #[command(flatten)]

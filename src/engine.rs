@@ -1044,32 +1044,45 @@ impl Engine {
             let uids = uid_set(batch.iter().map(|m| m.uid));
             let bodies = src.fetch_bodies(&uids).on(Side::Source)?;
             if let Some((p, sent)) = inflight.take() {
-                self.settle(dst, task, prog, p, sent)
+                let again = self
+                    .settle(dst, task, prog, p, sent)
                     .on(Side::Destination)?;
+                self.retry_without_keywords(src, dst, task, prog, &metas_by_uid, again)?;
             }
-            let mut items = Vec::with_capacity(batch.len());
-            let mut sent = Vec::with_capacity(batch.len());
-            let mut flag_sets: Vec<Vec<String>> = Vec::with_capacity(batch.len());
-            let got: Vec<(u32, &[u8])> = bodies.iter().collect();
-            for (uid, body) in &got {
-                let Some(m) = metas_by_uid.get(uid) else {
-                    continue;
-                };
-                flag_sets.push(self.dest_flags(task, prog, &dinfo, &m.flags));
-                sent.push(Sent {
-                    uid: *uid,
+            // Only what we asked for (a server may add unsolicited FETCH responses).
+            let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
+            let got: Vec<(&MessageMeta, &[u8])> = bodies
+                .iter()
+                .filter(|(uid, _)| wanted.remove(uid))
+                .filter_map(|(uid, body)| metas_by_uid.get(&uid).map(|m| (*m, body)))
+                .collect();
+            let flag_sets: Vec<Vec<String>> = got
+                .iter()
+                .map(|(m, _)| self.dest_flags(task, prog, &dinfo, &m.flags))
+                .collect();
+            let sent: Vec<Sent> = got
+                .iter()
+                .zip(&flag_sets)
+                .map(|((m, body), flags)| Sent {
+                    uid: m.uid,
                     size: body.len() as u64,
                     message_id: index::message_id(body),
-                });
-            }
-            for ((_, body), flags) in got.iter().zip(&flag_sets) {
-                let m = metas_by_uid.get(&sent[items.len()].uid).copied();
-                items.push(AppendItem {
+                    keywords: flags
+                        .iter()
+                        .filter(|f| !f.starts_with('\\'))
+                        .cloned()
+                        .collect(),
+                })
+                .collect();
+            let items: Vec<AppendItem<'_>> = got
+                .iter()
+                .zip(&flag_sets)
+                .map(|((m, body), flags)| AppendItem {
                     body,
                     flags,
-                    date: m.and_then(|m| m.internal_date),
-                });
-            }
+                    date: m.internal_date,
+                })
+                .collect();
             // Messages expunged from the source since we listed them.
             let fetched: HashSet<u32> = sent.iter().map(|s| s.uid).collect();
             for m in &batch {
@@ -1109,8 +1122,10 @@ impl Engine {
             inflight = Some((pending, sent));
         }
         if let Some((p, sent)) = inflight.take() {
-            self.settle(dst, task, prog, p, sent)
+            let again = self
+                .settle(dst, task, prog, p, sent)
                 .on(Side::Destination)?;
+            self.retry_without_keywords(src, dst, task, prog, &metas_by_uid, again)?;
         }
         if !self.cancelled() {
             prog.next_uid = metas.last().map_or(prog.next_uid, |m| {
@@ -1128,29 +1143,23 @@ impl Engine {
         prog: &mut FolderProgress,
         pending: Pending,
         sent: Vec<Sent>,
-    ) -> Result<(), ImapError> {
+    ) -> Result<Vec<(Sent, String)>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
+        let mut again = Vec::new();
         prog.unconfirmed = false;
         for s in &sent {
             if task.retry_uids.binary_search(&s.uid).is_ok() {
                 prog.retried.insert(s.uid);
             }
         }
-        for (s, o) in sent.iter().zip(outcomes) {
+        let last = sent.last().map(|s| s.uid);
+        for (s, o) in sent.into_iter().zip(outcomes) {
             match o {
-                AppendOutcome::Stored(uid) => {
-                    prog.confirmed.push(s.uid);
-                    // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the
-                    // next run indexes the folder rather than trusting a stale value.
-                    prog.dest_uid_next = match (uid, prog.dest_uid_next) {
-                        (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
-                        _ => None,
-                    };
-                    prog.copied += 1;
-                    prog.done += 1;
-                    prog.bytes += s.size;
-                    self.totals.done.fetch_add(1, Ordering::Relaxed);
-                    self.totals.bytes.fetch_add(s.size, Ordering::Relaxed);
+                AppendOutcome::Stored(uid) => self.stored(prog, &s, uid),
+                // Keywords are the usual reason (invalid atom, too many per folder): one
+                // more try without them, after this batch.
+                AppendOutcome::Refused(reason) if !s.keywords.is_empty() => {
+                    again.push((s, reason));
                 }
                 AppendOutcome::Refused(reason) => {
                     self.fail(
@@ -1163,8 +1172,99 @@ impl Engine {
                 }
             }
         }
-        if let Some(last) = sent.last() {
-            prog.next_uid = prog.next_uid.max(last.uid.saturating_add(1));
+        if let Some(last) = last {
+            prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+        }
+        if again.is_empty() {
+            self.progress(task, prog);
+            self.checkpoint(task, prog, FolderStatus::Interrupted);
+        }
+        Ok(again)
+    }
+
+    fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
+        prog.confirmed.push(s.uid);
+        // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the next run
+        // indexes the folder rather than trusting a stale value.
+        prog.dest_uid_next = match (new_uid, prog.dest_uid_next) {
+            (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
+            _ => None,
+        };
+        prog.copied += 1;
+        prog.done += 1;
+        prog.bytes += s.size;
+        self.totals.done.fetch_add(1, Ordering::Relaxed);
+        self.totals.bytes.fetch_add(s.size, Ordering::Relaxed);
+    }
+
+    /// Messages the destination refused with keywords: append once more with system flags
+    /// only, and say which keywords were lost.
+    fn retry_without_keywords(
+        &self,
+        src: &mut Session,
+        dst: &mut Session,
+        task: &Task,
+        prog: &mut FolderProgress,
+        metas: &HashMap<u32, &MessageMeta>,
+        again: Vec<(Sent, String)>,
+    ) -> SResult<()> {
+        if again.is_empty() {
+            return Ok(());
+        }
+        for (s, reason) in again {
+            let bodies = src.fetch_bodies(&s.uid.to_string()).on(Side::Source)?;
+            let Some((_, body)) = bodies.iter().find(|(u, _)| *u == s.uid) else {
+                self.fail(
+                    task,
+                    prog,
+                    s.uid,
+                    s.message_id.clone(),
+                    "the message disappeared from the source during the run".into(),
+                );
+                continue;
+            };
+            let flags: Vec<String> = metas
+                .get(&s.uid)
+                .map(|m| {
+                    m.flags
+                        .iter()
+                        .filter(|f| f.starts_with('\\'))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let item = AppendItem {
+                body,
+                flags: &flags,
+                date: metas.get(&s.uid).and_then(|m| m.internal_date),
+            };
+            prog.unconfirmed = true;
+            let pending = dst
+                .append_send(&task.map.dest_wire, &[item])
+                .on(Side::Destination)?;
+            let outcome = dst.append_finish(pending).on(Side::Destination)?;
+            prog.unconfirmed = false;
+            match outcome.into_iter().next() {
+                Some(AppendOutcome::Stored(uid)) => {
+                    self.stored(prog, &s, uid);
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
+                            task.map.source,
+                            s.uid,
+                            s.keywords.join(" ")
+                        ),
+                        folder: Some(task.map.source.clone()),
+                    });
+                }
+                _ => self.fail(
+                    task,
+                    prog,
+                    s.uid,
+                    s.message_id.clone(),
+                    format!("the destination refused it: {reason}"),
+                ),
+            }
         }
         self.progress(task, prog);
         self.checkpoint(task, prog, FolderStatus::Interrupted);
@@ -1306,6 +1406,9 @@ struct Sent {
     uid: u32,
     size: u64,
     message_id: Option<String>,
+    /// Keywords sent with it; when the destination refuses the message they are dropped
+    /// for one more try.
+    keywords: Vec<String>,
 }
 
 fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>) -> Event {
