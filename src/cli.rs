@@ -35,7 +35,8 @@ Examples:
   # one of three machines (K counts from 1)
   btsx batch accounts.csv --shard 2/3 --state-dir /shared/btsx
   # Kubernetes Indexed Job: the index comes from the environment (counts from 0)
-  btsx batch accounts.csv --shards 3 --shard-from-env JOB_COMPLETION_INDEX --state-dir /shared/btsx --json
+  btsx batch accounts.csv --shards 3 --shard-from-env JOB_COMPLETION_INDEX \\
+    --state-dir /shared/btsx --json
   # where are we, across all machines?
   btsx status /shared/btsx";
 

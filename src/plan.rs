@@ -305,3 +305,38 @@ mod tests {
         assert!(ancestors("a", Some('.'), "").is_empty());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any folder names, any separators: no panic, one mapping per folder, every
+        /// destination name encodes to printable ASCII and decodes back.
+        #[test]
+        fn planning_never_panics(
+            names in proptest::collection::vec("[a-zA-Z0-9 ./&_\u{e0}-\u{ff}\u{4e00}-\u{4e10}-]{0,16}", 0..12),
+            src_sep in prop_oneof![Just('/'), Just('.'), Just('\\')],
+            dst_sep in prop_oneof![Just('/'), Just('.'), Just('\\')],
+            prefix in prop_oneof![Just(String::new()), Just("INBOX.".to_string())],
+        ) {
+            let sources: Vec<SourceFolder> = names
+                .iter()
+                .map(|n| SourceFolder { wire: utf7::encode(n), special_use: None })
+                .collect();
+            let p = plan(
+                &sources,
+                &Namespace { prefix: String::new(), separator: Some(src_sep) },
+                &Namespace { prefix, separator: Some(dst_sep) },
+                &[],
+                &[],
+            );
+            prop_assert_eq!(p.folders.len(), sources.len());
+            for m in &p.folders {
+                prop_assert!(m.dest_wire.bytes().all(|b| (0x20..0x7f).contains(&b)));
+                prop_assert_eq!(utf7::decode(&m.dest_wire).ok(), Some(m.dest.clone()));
+            }
+        }
+    }
+}

@@ -493,3 +493,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever is in the file, reading it never panics and never succeeds on garbage
+        /// without a version.
+        #[test]
+        fn read_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let p = dir.path().join("s.json");
+            fs::write(&p, &bytes).expect("write");
+            let _ = read(&p);
+        }
+
+        #[test]
+        fn read_never_panics_on_json_like(s in r#"\{("[a-z_]{1,9}": ?(-?[0-9]{1,12}|"[^"\\]{0,8}"|null|\[\]|\{\}),? ?){0,8}\}"#) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let p = dir.path().join("s.json");
+            fs::write(&p, s.as_bytes()).expect("write");
+            let _ = read(&p);
+        }
+    }
+}
