@@ -382,13 +382,61 @@ impl Engine {
         reports: &mut Vec<FolderReport>,
         failures: &mut Vec<FailureReport>,
     ) -> SResult<()> {
-        let mut main = self.open_pair(true)?;
+        // Connecting, scanning and creating only read or are idempotent ("already exists"
+        // is fine), so a dropped connection there means: reconnect and do them again.
+        let mut attempt = 0u32;
+        let prepared = loop {
+            let first = attempt == 0;
+            let result = if first {
+                self.open_pair(true)
+            } else {
+                self.reopen(attempt)
+            }
+            .and_then(|mut main| self.prepare(&mut main).map(|p| (main, p)));
+            match result {
+                Ok(p) => break p,
+                Err(e)
+                    if e.err.is_recoverable()
+                        && attempt < self.opts.retries
+                        && !self.cancelled() =>
+                {
+                    attempt += 1;
+                    self.note_reconnect(e.side, &e.err);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (main, (ready, mut early)) = prepared;
+        reports.append(&mut early);
+        if self.opts.dry_run {
+            main.src.logout();
+            main.dst.logout();
+            return Ok(());
+        }
 
-        // Scan.
+        // Copy.
+        self.emit(Event::Phase {
+            phase: Phase::CopyingMessages,
+        });
+        let results = self.copy_all(ready, main)?;
+        for (rep, mut f) in results {
+            reports.push(rep);
+            failures.append(&mut f);
+        }
+        self.emit(Event::Phase {
+            phase: Phase::Finalizing,
+        });
+        Ok(())
+    }
+
+    /// Scan and create folders. Returns the folders ready to copy, and reports for those
+    /// that are already settled (dry run: the plan; folders the destination refused).
+    fn prepare(&self, main: &mut Pair) -> SResult<(Vec<Task>, Vec<FolderReport>)> {
+        let mut reports = Vec::new();
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
-        let (tasks, warnings) = self.scan(&mut main)?;
+        let (tasks, warnings) = self.scan(main)?;
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,
@@ -414,12 +462,9 @@ impl Engine {
                     deleted_on_source: 0,
                 });
             }
-            main.src.logout();
-            main.dst.logout();
-            return Ok(());
+            return Ok((Vec::new(), reports));
         }
 
-        // Create.
         self.emit(Event::Phase {
             phase: Phase::CreatingFolders,
         });
@@ -461,20 +506,7 @@ impl Engine {
                 }
             }
         }
-
-        // Copy.
-        self.emit(Event::Phase {
-            phase: Phase::CopyingMessages,
-        });
-        let results = self.copy_all(ready, main)?;
-        for (rep, mut f) in results {
-            reports.push(rep);
-            failures.append(&mut f);
-        }
-        self.emit(Event::Phase {
-            phase: Phase::Finalizing,
-        });
-        Ok(())
+        Ok((ready, reports))
     }
 
     /// LIST both sides and map every selected source folder to its destination.

@@ -93,6 +93,13 @@ pub fn from_crate(e: imap::Error, addr: &str) -> ImapError {
             Kind::Dropped,
             format!("connection to {addr} lost: closed by server"),
         ),
+        // The crate reports a line it cannot parse as a BYE without code or text.
+        imap::Error::Bye(b) if b.code.is_none() && b.information == "no explanation given" => {
+            ImapError::new(
+                Kind::Protocol,
+                format!("unreadable response from {addr}; starting a new session"),
+            )
+        }
         imap::Error::Bye(b) => ImapError::new(
             Kind::Dropped,
             format!("{addr} closed the session: {}", b.information),

@@ -317,7 +317,13 @@ impl Sink for HumanSink {
                 }
             }
             Event::Phase { phase } => match phase {
-                Phase::ScanningFolders => self.step_line(st, "Scanning folders..."),
+                Phase::ScanningFolders => {
+                    // A scan redone after a reconnect counts afresh.
+                    st.found = 0;
+                    st.found_messages = 0;
+                    st.found_bytes = 0;
+                    self.step_line(st, "Scanning folders...")
+                }
                 Phase::CreatingFolders => {
                     let text = format!(
                         "Found {} folders ({} messages, {})",

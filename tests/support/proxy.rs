@@ -38,6 +38,9 @@ pub enum Action {
     /// Server to client only, plaintext only: write this line at the next
     /// response boundary (never inside a literal), then relay on.
     Inject(Vec<u8>),
+    /// Like `Inject`, but into the answer to the next client command that
+    /// contains `command` on that connection (e.g. b"RFC822.SIZE").
+    InjectAfterCommand { command: Vec<u8>, line: Vec<u8> },
 }
 
 /// A fault schedule.
@@ -54,6 +57,11 @@ pub struct Rule {
     /// A connection is only faulted once it relayed this many bytes in the
     /// rule's direction (keeps faults out of TLS handshakes and logins).
     pub min_conn_bytes: u64,
+    /// Only connections accepted as number `from_conn` (0-based) or later are faulted.
+    pub from_conn: usize,
+    /// Count `first_at` in each connection's own bytes rather than over all
+    /// connections (to hit a handshake or a login; `every` is then unused).
+    pub per_connection: bool,
 }
 
 impl Rule {
@@ -66,6 +74,23 @@ impl Rule {
             every,
             max_faults: max,
             min_conn_bytes: 16 * 1024,
+            from_conn: 0,
+            per_connection: false,
+        }
+    }
+
+    /// Cut connections number `from_conn` and later once each relayed `at`
+    /// bytes flowing `dir`, at most `max` times (e.g. inside a TLS handshake).
+    pub fn cut_connections_at(dir: Dir, from_conn: usize, at: u64, max: usize) -> Rule {
+        Rule {
+            dir,
+            action: Action::Cut,
+            first_at: at,
+            every: 0,
+            max_faults: max,
+            min_conn_bytes: 0,
+            from_conn,
+            per_connection: true,
         }
     }
 
@@ -78,6 +103,8 @@ impl Rule {
             every: u64::MAX / 4,
             max_faults: 1,
             min_conn_bytes: 16 * 1024,
+            from_conn: 0,
+            per_connection: false,
         }
     }
 
@@ -90,6 +117,27 @@ impl Rule {
             every: u64::MAX / 4,
             max_faults: 1,
             min_conn_bytes: 4 * 1024,
+            from_conn: 0,
+            per_connection: false,
+        }
+    }
+
+    /// Once `after` bytes went to the clients, inject `line` into the answer
+    /// to the next command containing `command` on the connection that
+    /// crossed the mark.
+    pub fn inject_after_command(after: u64, command: &[u8], line: &[u8]) -> Rule {
+        Rule {
+            dir: Dir::ServerToClient,
+            action: Action::InjectAfterCommand {
+                command: command.to_vec(),
+                line: line.to_vec(),
+            },
+            first_at: after,
+            every: u64::MAX / 4,
+            max_faults: 1,
+            min_conn_bytes: 4 * 1024,
+            from_conn: 0,
+            per_connection: false,
         }
     }
 }
@@ -103,8 +151,8 @@ struct Counter {
 
 struct Shared {
     upstream: SocketAddr,
-    rule: Option<Rule>,
-    counter: Mutex<Counter>,
+    /// Each rule with its own byte counter.
+    rules: Vec<(Rule, Mutex<Counter>)>,
     stop: AtomicBool,
     connections: AtomicUsize,
     /// Faults actually carried out (an injection counts once written).
@@ -138,18 +186,29 @@ const POLL: Duration = Duration::from_millis(50);
 impl Proxy {
     /// Relay 127.0.0.1:`upstream_port`, faulting per `rule` (None: a clean relay).
     pub fn start(upstream_port: u16, rule: Option<Rule>) -> Proxy {
+        Proxy::with_rules(upstream_port, rule.into_iter().collect())
+    }
+
+    /// Like [`Proxy::start`] with several independent rules (the first that
+    /// fires on a chunk wins).
+    pub fn with_rules(upstream_port: u16, rules: Vec<Rule>) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("proxy addr").port();
-        let first_at = rule.as_ref().map_or(u64::MAX, |r| r.first_at);
+        let rules = rules
+            .into_iter()
+            .map(|r| {
+                let c = Counter {
+                    relayed: 0,
+                    next_at: r.first_at,
+                    faults: 0,
+                };
+                (r, Mutex::new(c))
+            })
+            .collect();
         let shared = Arc::new(Shared {
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
-            rule,
-            counter: Mutex::new(Counter {
-                relayed: 0,
-                next_at: first_at,
-                faults: 0,
-            }),
+            rules,
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             faults_done: AtomicUsize::new(0),
@@ -176,9 +235,13 @@ impl Proxy {
         self.shared.faults_done.load(Ordering::SeqCst)
     }
 
-    /// Bytes relayed so far in the rule's direction.
+    /// Bytes relayed so far in the first rule's direction.
     pub fn relayed(&self) -> u64 {
-        self.shared.counter.lock().map(|c| c.relayed).unwrap_or(0)
+        self.shared
+            .rules
+            .first()
+            .and_then(|(_, c)| c.lock().ok().map(|c| c.relayed))
+            .unwrap_or(0)
     }
 
     /// What happened, one line per connection and fault.
@@ -256,6 +319,10 @@ struct Conn {
     server: TcpStream,
     /// Both directions stop writing until this instant (stall).
     stalled_until: Mutex<Option<Instant>>,
+    /// (command pattern, line): inject the line once the client sent the pattern.
+    wait_command: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    /// A line for the server→client pump to inject at the next response boundary.
+    inject_now: Mutex<Option<Vec<u8>>>,
     closed: AtomicBool,
 }
 
@@ -279,6 +346,8 @@ fn start_connection(id: usize, client: TcpStream, server: TcpStream, sh: &Arc<Sh
         client,
         server,
         stalled_until: Mutex::new(None),
+        wait_command: Mutex::new(None),
+        inject_now: Mutex::new(None),
         closed: AtomicBool::new(false),
     });
     let mut handles = Vec::new();
@@ -299,34 +368,41 @@ enum Decision {
     Fault(usize, Action),
 }
 
-fn decide(sh: &Shared, dir: Dir, conn_bytes: u64, len: usize) -> Decision {
-    let Some(rule) = &sh.rule else {
-        return Decision::Relay;
-    };
-    if rule.dir != dir {
-        return Decision::Relay;
+fn decide(sh: &Shared, id: usize, dir: Dir, conn_bytes: u64, len: usize) -> Decision {
+    let mut out = Decision::Relay;
+    for (rule, counter) in &sh.rules {
+        let Ok(mut c) = counter.lock() else {
+            continue;
+        };
+        if rule.dir != dir {
+            continue;
+        }
+        let before = c.relayed;
+        c.relayed += len as u64;
+        if !matches!(out, Decision::Relay) || id < rule.from_conn || c.faults >= rule.max_faults {
+            continue;
+        }
+        let offset = if rule.per_connection {
+            if conn_bytes + (len as u64) < rule.first_at {
+                continue;
+            }
+            rule.first_at.saturating_sub(conn_bytes) as usize
+        } else {
+            if c.relayed < c.next_at {
+                continue;
+            }
+            // Too early in this connection: the next eligible chunk takes the fault.
+            if conn_bytes + (len as u64) < rule.min_conn_bytes {
+                continue;
+            }
+            let offset = c.next_at.saturating_sub(before).min(len as u64);
+            c.next_at = c.relayed.max(c.next_at).saturating_add(rule.every);
+            offset.max(rule.min_conn_bytes.saturating_sub(conn_bytes)) as usize
+        };
+        c.faults += 1;
+        out = Decision::Fault(offset.min(len), rule.action.clone());
     }
-    let Ok(mut c) = sh.counter.lock() else {
-        return Decision::Relay;
-    };
-    let before = c.relayed;
-    c.relayed += len as u64;
-    if c.faults >= rule.max_faults || c.relayed < c.next_at {
-        return Decision::Relay;
-    }
-    // Too early in this connection: the next eligible chunk takes the fault.
-    if conn_bytes + (len as u64) < rule.min_conn_bytes {
-        return Decision::Relay;
-    }
-    let offset = c.next_at.saturating_sub(before).min(len as u64) as usize;
-    let offset = if conn_bytes + (offset as u64) < rule.min_conn_bytes {
-        (rule.min_conn_bytes - conn_bytes) as usize
-    } else {
-        offset
-    };
-    c.faults += 1;
-    c.next_at = c.relayed.max(c.next_at).saturating_add(rule.every);
-    Decision::Fault(offset, rule.action.clone())
+    out
 }
 
 fn pump(conn: &Conn, sh: &Shared, dir: Dir) {
@@ -340,6 +416,8 @@ fn pump(conn: &Conn, sh: &Shared, dir: Dir) {
     let mut tracker = Boundaries::default();
     // An injection waiting for the next response boundary.
     let mut inject: Option<Vec<u8>> = None;
+    // The last client bytes, to spot a command split over reads.
+    let mut recent: Vec<u8> = Vec::new();
     let fail = |why: &str| {
         if !conn.closed.load(Ordering::SeqCst) {
             sh.note(format!("conn {}: {dir:?} ended: {why}", conn.id));
@@ -368,27 +446,67 @@ fn pump(conn: &Conn, sh: &Shared, dir: Dir) {
             Err(e) => return fail(&e.to_string()),
         };
         let chunk = &buf[..n];
-        let decision = decide(sh, dir, conn_bytes, n);
+        let decision = decide(sh, conn.id, dir, conn_bytes, n);
         conn_bytes += n as u64;
         let (relay_now, action) = match decision {
             Decision::Relay => (n, None),
             Decision::Fault(at, a) => (at, Some(a)),
         };
+        if dir == Dir::ClientToServer {
+            // A command the server→client pump waits for? Arm it before the
+            // command reaches the server, so its answer cannot slip past.
+            // Only bytes sent while waiting count (not an earlier command).
+            if let Ok(mut w) = conn.wait_command.lock() {
+                match w.as_ref() {
+                    None => recent.clear(),
+                    Some((pat, _)) => {
+                        recent.extend_from_slice(chunk);
+                        if recent.windows(pat.len()).any(|x| x == pat.as_slice())
+                            && let Some((_, line)) = w.take()
+                        {
+                            sh.note(format!("conn {}: command seen, injection armed", conn.id));
+                            if let Ok(mut i) = conn.inject_now.lock() {
+                                *i = Some(line);
+                            }
+                        }
+                        if recent.len() > 8192 {
+                            recent.drain(..recent.len() - 4096);
+                        }
+                    }
+                }
+            }
+        } else if inject.is_none() {
+            inject = conn.inject_now.lock().ok().and_then(|mut i| i.take());
+        }
+        let action = match action {
+            Some(Action::Inject(line)) => {
+                sh.note(format!(
+                    "conn {}: injection armed after {conn_bytes} bytes",
+                    conn.id
+                ));
+                inject = Some(line);
+                None
+            }
+            Some(Action::InjectAfterCommand { command, line }) => {
+                sh.note(format!(
+                    "conn {}: waiting for a command with {:?} after {conn_bytes} bytes",
+                    conn.id,
+                    String::from_utf8_lossy(&command)
+                ));
+                if let Ok(mut w) = conn.wait_command.lock() {
+                    *w = Some((command, line));
+                }
+                None
+            }
+            other => other,
+        };
         match action {
-            None if inject.is_none() => {
-                tracker.feed(chunk);
+            None if dir == Dir::ClientToServer => {
                 if to.write_all(chunk).is_err() {
                     return fail("write failed");
                 }
             }
-            None | Some(Action::Inject(_)) => {
-                if let Some(Action::Inject(line)) = action {
-                    sh.note(format!(
-                        "conn {}: injection armed after {conn_bytes} bytes",
-                        conn.id
-                    ));
-                    inject = Some(line);
-                }
+            None => {
                 // Write up to the first response boundary, then the line, then the rest.
                 let mut pos = 0;
                 for b in tracker.feed(chunk) {
@@ -398,13 +516,22 @@ fn pump(conn: &Conn, sh: &Shared, dir: Dir) {
                         }
                         pos = b;
                         sh.faults_done.fetch_add(1, Ordering::SeqCst);
-                        sh.note(format!("conn {}: injected {} bytes", conn.id, line.len()));
+                        let after = &chunk[b..chunk.len().min(b + 60)];
+                        let before = &chunk[b.saturating_sub(60)..b];
+                        sh.note(format!(
+                            "conn {}: injected {} bytes between {:?} and {:?}",
+                            conn.id,
+                            line.len(),
+                            String::from_utf8_lossy(before),
+                            String::from_utf8_lossy(after)
+                        ));
                     }
                 }
                 if to.write_all(&chunk[pos..]).is_err() {
                     return fail("write failed");
                 }
             }
+            Some(Action::Inject(_) | Action::InjectAfterCommand { .. }) => unreachable!(),
             Some(Action::Cut) => {
                 let _ = to.write_all(&chunk[..relay_now]);
                 let _ = to.flush();
