@@ -492,11 +492,7 @@ fn tls_options(side: &TlsArgs) -> Result<(TlsOptions, TlsOptions), String> {
             None => Ok(both.clone()),
         }
     };
-    let mk = |ca| TlsOptions {
-        ca_pem: ca,
-        insecure: side.insecure,
-        plaintext: side.plaintext,
-    };
+    let mk = |ca| TlsOptions::new(ca, side.insecure, side.plaintext);
     Ok((mk(one(&side.src_ca_file)?), mk(one(&side.dst_ca_file)?)))
 }
 

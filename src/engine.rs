@@ -119,6 +119,9 @@ struct Task {
     retry_uids: Vec<u32>,
     /// The source folder's UIDVALIDITY at scan time.
     uid_validity: Option<u32>,
+    /// The highest UID the scan counted: mail that arrives later waits for the next run,
+    /// so counts stay true and --delete-source never touches what it did not report.
+    scan_last_uid: u32,
     /// What earlier runs recorded for this folder (without the failures retried now), so the
     /// state file counts the whole job.
     prior: Option<FolderState>,
@@ -468,12 +471,20 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::CreatingFolders,
         });
+        // New folders are always subscribed (so mail clients show them); existing ones
+        // when the source has them subscribed.
+        let subscribed: HashSet<String> = main
+            .src
+            .subscribed()
+            .on(Side::Source)?
+            .into_iter()
+            .collect();
         let mut ready = Vec::new();
         for t in tasks {
             if self.cancelled() {
                 break;
             }
-            match self.create_folder(&mut main.dst, &t.map) {
+            match self.create_folder(&mut main.dst, &t.map, &subscribed) {
                 Ok(()) => ready.push(t),
                 Err(e) if e.is_fatal() || e.is_recoverable() => {
                     return Err(SideErr {
@@ -640,6 +651,7 @@ impl Engine {
                 index_destination: index_destination && m.exists,
                 retry_uids,
                 uid_validity: info.uid_validity,
+                scan_last_uid: metas.iter().map(|x| x.uid).max().unwrap_or(0),
                 prior,
                 map: m,
             });
@@ -647,11 +659,20 @@ impl Engine {
         Ok((tasks, warnings))
     }
 
-    fn create_folder(&self, dst: &mut Session, m: &Mapping) -> Result<(), ImapError> {
-        if m.exists {
+    fn create_folder(
+        &self,
+        dst: &mut Session,
+        m: &Mapping,
+        subscribed: &HashSet<String>,
+    ) -> Result<(), ImapError> {
+        if self.opts.dry_run {
             return Ok(());
         }
-        if self.opts.dry_run {
+        if m.exists {
+            // Carry the source's subscription over (INBOX, Sent …); never unsubscribe.
+            if subscribed.contains(&m.source_wire) {
+                let _ = dst.subscribe(&m.dest_wire);
+            }
             return Ok(());
         }
         dst.create(&m.dest_wire)?;
@@ -1001,7 +1022,7 @@ impl Engine {
                 again.append(&mut v);
                 v = again;
             }
-            v.retain(|x| self.opts.dates.takes(x.internal_date));
+            v.retain(|x| x.uid <= task.scan_last_uid && self.opts.dates.takes(x.internal_date));
             v
         };
         if metas.is_empty() {

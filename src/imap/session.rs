@@ -385,6 +385,15 @@ impl Session {
         Ok(out)
     }
 
+    /// Wire names of the subscribed folders.
+    pub fn subscribed(&mut self) -> Result<Vec<String>, ImapError> {
+        let names = self
+            .imap
+            .lsub(Some(""), Some("\"*\""))
+            .map_err(|e| from_crate(e, &self.addr))?;
+        Ok(names.iter().map(|n| n.name().to_string()).collect())
+    }
+
     pub fn status(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
         let m = self
             .imap

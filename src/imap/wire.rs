@@ -26,6 +26,45 @@ pub struct TlsOptions {
     pub insecure: bool,
     /// `imap://` without STARTTLS: the password goes unencrypted (`--plaintext`, test servers).
     pub plaintext: bool,
+    /// Building a connector parses the system's CA bundle (~0.1 s of CPU): do it once and
+    /// share it between all connections to this server.
+    connector: Arc<Mutex<Option<TlsConnector>>>,
+}
+
+impl TlsOptions {
+    pub fn new(ca_pem: Option<Vec<u8>>, insecure: bool, plaintext: bool) -> TlsOptions {
+        TlsOptions {
+            ca_pem,
+            insecure,
+            plaintext,
+            connector: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn connector(&self) -> Result<TlsConnector, ImapError> {
+        let mut cached = self.connector.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = &*cached {
+            return Ok(c.clone());
+        }
+        let mut b = TlsConnector::builder();
+        if let Some(pem) = &self.ca_pem {
+            for cert in split_pem(pem) {
+                let c = native_tls::Certificate::from_pem(&cert).map_err(|e| {
+                    ImapError::new(Kind::Usage, format!("cannot read the CA file: {e}"))
+                })?;
+                b.add_root_certificate(c);
+            }
+        }
+        if self.insecure {
+            b.danger_accept_invalid_certs(true);
+            b.danger_accept_invalid_hostnames(true);
+        }
+        let c = b
+            .build()
+            .map_err(|e| ImapError::new(Kind::Tls, format!("cannot set up TLS: {e}")))?;
+        *cached = Some(c.clone());
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -381,22 +420,7 @@ fn handshake(
     tcp: TcpStream,
 ) -> Result<TlsStream<TcpStream>, ImapError> {
     let addr = ep.display_addr();
-    let mut b = TlsConnector::builder();
-    if let Some(pem) = &tls.ca_pem {
-        for cert in split_pem(pem) {
-            let c = native_tls::Certificate::from_pem(&cert).map_err(|e| {
-                ImapError::new(Kind::Usage, format!("cannot read the CA file: {e}"))
-            })?;
-            b.add_root_certificate(c);
-        }
-    }
-    if tls.insecure {
-        b.danger_accept_invalid_certs(true);
-        b.danger_accept_invalid_hostnames(true);
-    }
-    let connector = b
-        .build()
-        .map_err(|e| ImapError::new(Kind::Tls, format!("cannot set up TLS: {e}")))?;
+    let connector = tls.connector()?;
     connector.connect(&ep.host, tcp).map_err(|e| {
         let (msg, io_kind) = match &e {
             native_tls::HandshakeError::Failure(err) => (err.to_string(), io_cause(err)),
