@@ -61,7 +61,7 @@ impl Default for Options {
         Options {
             jobs: 4,
             retries: 5,
-            batch_bytes: 8 * 1024 * 1024,
+            batch_bytes: 2 * 1024 * 1024,
             batch_messages: 200,
             max_size: None,
             timeouts: Timeouts::default(),
@@ -153,6 +153,8 @@ struct FolderProgress {
 pub(crate) struct Pair {
     pub(crate) src: Session,
     pub(crate) dst: Session,
+    /// The worker's body buffer, reused batch after batch.
+    buf: Vec<u8>,
 }
 
 struct Totals {
@@ -264,7 +266,11 @@ impl Engine {
                 });
             }
         }
-        Ok(Pair { src, dst })
+        Ok(Pair {
+            src,
+            dst,
+            buf: Vec::new(),
+        })
     }
 
     pub(crate) fn options(&self) -> &Options {
@@ -1001,7 +1007,7 @@ impl Engine {
 
     /// One attempt at a folder, from `prog.next_uid` on.
     fn copy_once(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) -> SResult<()> {
-        let Pair { src, dst } = pair;
+        let Pair { src, dst, buf } = pair;
         let sinfo = src.examine(&task.map.source_wire).on(Side::Source)?;
         prog.uid_validity = sinfo.uid_validity;
         let metas = if sinfo.exists == 0 {
@@ -1095,7 +1101,9 @@ impl Engine {
                 continue;
             }
             let uids = uid_set(batch.iter().map(|m| m.uid));
-            let bodies = src.fetch_bodies(&uids).on(Side::Source)?;
+            let bodies = src
+                .fetch_bodies(&uids, std::mem::take(buf), batch_bytes as usize)
+                .on(Side::Source)?;
             if let Some((p, sent)) = inflight.take() {
                 let again = self
                     .settle(dst, task, prog, p, sent)
@@ -1171,7 +1179,11 @@ impl Engine {
                 .on(Side::Destination)?;
             drop(items);
             drop(got);
-            drop(bodies);
+            *buf = bodies.into_buffer();
+            // One huge message must not pin its size for the rest of the run.
+            if buf.capacity() as u64 > 2 * self.opts.batch_bytes {
+                *buf = Vec::new();
+            }
             inflight = Some((pending, sent));
         }
         if let Some((p, sent)) = inflight.take() {
@@ -1265,7 +1277,9 @@ impl Engine {
             return Ok(());
         }
         for (s, reason) in again {
-            let bodies = src.fetch_bodies(&s.uid.to_string()).on(Side::Source)?;
+            let bodies = src
+                .fetch_bodies(&s.uid.to_string(), Vec::new(), s.size as usize)
+                .on(Side::Source)?;
             let Some((_, body)) = bodies.iter().find(|(u, _)| *u == s.uid) else {
                 self.fail(
                     task,

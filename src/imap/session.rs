@@ -517,14 +517,24 @@ impl Session {
     /// Fetch whole messages on our own path: the crate re-parses a response from its start
     /// after every line, which costs more CPU than the copy itself on big literals. Bodies land
     /// in one buffer sized from the literal lengths (a huge message costs its size once).
-    pub fn fetch_bodies(&mut self, uids: &str) -> Result<Bodies, ImapError> {
+    ///
+    /// `buf` is reused (cleared) so a worker keeps one batch-sized allocation rather than
+    /// churning the allocator; `expected` (the sizes from the scan) presizes it.
+    pub fn fetch_bodies(
+        &mut self,
+        uids: &str,
+        mut buf: Vec<u8>,
+        expected: usize,
+    ) -> Result<Bodies, ImapError> {
         let tag = self.tag();
         self.write(format!("{tag} UID FETCH {uids} (UID BODY.PEEK[])\r\n").as_bytes())?;
         self.wire
             .flush()
             .map_err(|e| ImapError::io(e, &self.addr))?;
         let io = |e| ImapError::io(e, &self.addr);
-        let mut data = Vec::new();
+        buf.clear();
+        buf.reserve_exact(expected);
+        let mut data = buf;
         let mut items = Vec::new();
         loop {
             let mut line = Vec::new();
@@ -842,6 +852,11 @@ pub struct Bodies {
 }
 
 impl Bodies {
+    /// Give the buffer back for the next batch.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.data
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
         self.items
             .iter()

@@ -103,7 +103,7 @@ struct Inner {
     end: usize,
 }
 
-const READ_BUF: usize = 256 * 1024;
+const READ_BUF: usize = 64 * 1024;
 
 impl Inner {
     fn fill(&mut self) -> io::Result<usize> {
