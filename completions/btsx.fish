@@ -47,10 +47,10 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s j -l jobs -d 'Work
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l retries -d 'Reconnect attempts per folder after a dropped connection or timeout' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l include -d 'Only folders matching PATTERN (glob on decoded names; `re:` for a regex). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l exclude -d 'Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable' -r
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folder-map -d 'Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable' -r
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folder-map -d 'Rename a folder (and its subfolders) on the destination: OLD=NEW (OLD as the source or the destination names it; NEW with the destination\'s separator). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l since -d 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l before -d 'Only messages that arrived before DATE' -r
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l max-size -d 'Skip messages larger than this (e.g. 25MB); they are reported, not copied' -r
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l max-size -d 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l state -d 'Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json)' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l resume -d 'Continue the job saved in FILE; endpoints and options come from the file' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l max-messages-per-second -d 'Send at most N messages per second (providers that limit IMAP)' -r
@@ -83,10 +83,10 @@ complete -c btsx -n "__fish_btsx_using_subcommand verify" -l dst-ca-file -d 'Tru
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l timeout -d 'Connect and I/O timeout, e.g. 30s, 2m' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l include -d 'Only folders matching PATTERN (glob on decoded names; `re:` for a regex). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l exclude -d 'Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable' -r
-complete -c btsx -n "__fish_btsx_using_subcommand verify" -l folder-map -d 'Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable' -r
+complete -c btsx -n "__fish_btsx_using_subcommand verify" -l folder-map -d 'Rename a folder (and its subfolders) on the destination: OLD=NEW (OLD as the source or the destination names it; NEW with the destination\'s separator). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l since -d 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l before -d 'Only messages that arrived before DATE' -r
-complete -c btsx -n "__fish_btsx_using_subcommand verify" -l max-size -d 'Skip messages larger than this (e.g. 25MB); they are reported, not copied' -r
+complete -c btsx -n "__fish_btsx_using_subcommand verify" -l max-size -d 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l color -d 'Color in the human display' -r -f -a "auto\t''
 always\t''
 never\t''"

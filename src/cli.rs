@@ -202,7 +202,7 @@ pub struct FilterArgs {
     /// Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
-    /// Rename a folder (and its subfolders) on the destination: OLD=NEW, after separator translation. Repeatable.
+    /// Rename a folder (and its subfolders) on the destination: OLD=NEW (OLD as the source or the destination names it; NEW with the destination's separator). Repeatable.
     #[arg(long, value_name = "OLD=NEW", value_parser = parse_map)]
     pub folder_map: Vec<(String, String)>,
     /// Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days).
@@ -211,7 +211,7 @@ pub struct FilterArgs {
     /// Only messages that arrived before DATE.
     #[arg(long, value_name = "DATE")]
     pub before: Option<String>,
-    /// Skip messages larger than this (e.g. 25MB); they are reported, not copied.
+    /// Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped.
     #[arg(long, value_name = "SIZE")]
     pub max_size: Option<bytesize::ByteSize>,
 }

@@ -449,7 +449,7 @@ impl Engine {
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,
-                folder: Some(folder),
+                folder: (!folder.is_empty()).then_some(folder),
             });
         }
         self.totals
@@ -570,7 +570,7 @@ impl Engine {
         let warnings = plan
             .warnings
             .into_iter()
-            .filter(|(folder, _)| self.opts.folders.takes(folder))
+            .filter(|(folder, _)| folder.is_empty() || self.opts.folders.takes(folder))
             .collect();
         Ok((folders, warnings))
     }

@@ -75,6 +75,7 @@ pub fn plan(
         }
     }
     let existing_names: Vec<String> = existing.iter().map(|e| e.wire.clone()).collect();
+    let mut used = vec![false; folder_map.len()];
 
     // First pass: translate names component by component.
     let mut translated: Vec<(Vec<String>, String)> = Vec::new();
@@ -148,7 +149,20 @@ pub fn plan(
                 }
             } else {
                 let joined = join(&comps);
-                let mapped = apply_folder_map(&joined, folder_map, dst_sep);
+                // OLD may be written as the destination will see it ("Archive.2020") or as
+                // the source names it ("Archive/2020").
+                let mut mapped = apply_folder_map(&joined, folder_map, dst_sep, &mut used);
+                if mapped == joined {
+                    let src_name = match src_ns.separator {
+                        Some(sep) => comps.join(&sep.to_string()),
+                        None => joined.clone(),
+                    };
+                    let alt = apply_folder_map(&src_name, folder_map, src_ns.separator, &mut used);
+                    if alt != src_name {
+                        // NEW is written with the destination's separator.
+                        mapped = alt;
+                    }
+                }
                 if mapped.eq_ignore_ascii_case("INBOX") {
                     "INBOX".to_string()
                 } else {
@@ -168,19 +182,34 @@ pub fn plan(
             exists,
         });
     }
+    for ((old, new), used) in folder_map.iter().zip(&used) {
+        if !used {
+            out.warnings.push((
+                String::new(),
+                format!("--folder-map '{old}={new}' matched no folder; nothing was renamed by it"),
+            ));
+        }
+    }
     out
 }
 
 /// `OLD=NEW`: exact match renames the folder; a match on a parent renames the subtree.
-fn apply_folder_map(name: &str, map: &[(String, String)], sep: Option<char>) -> String {
-    for (old, new) in map {
+fn apply_folder_map(
+    name: &str,
+    map: &[(String, String)],
+    sep: Option<char>,
+    used: &mut [bool],
+) -> String {
+    for (i, (old, new)) in map.iter().enumerate() {
         if name == old {
+            used[i] = true;
             return new.clone();
         }
         if let Some(sep) = sep
             && let Some(rest) = name.strip_prefix(old.as_str())
             && rest.starts_with(sep)
         {
+            used[i] = true;
             return format!("{new}{rest}");
         }
     }
@@ -296,6 +325,23 @@ mod tests {
         );
         let d: Vec<_> = p.folders.iter().map(|m| m.dest.as_str()).collect();
         assert_eq!(d, ["New", "New.x"]);
+    }
+
+    #[test]
+    fn folder_map_accepts_source_names_and_warns_when_unused() {
+        let p = plan(
+            &[src("Archive/2020"), src("Other")],
+            &ns("", '/'),
+            &ns("", '.'),
+            &[],
+            &[
+                ("Archive/2020".into(), "Old.2020".into()),
+                ("Nope".into(), "X".into()),
+            ],
+        );
+        assert_eq!(p.folders[0].dest, "Old.2020");
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].1.contains("Nope=X"));
     }
 
     #[test]

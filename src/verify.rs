@@ -82,7 +82,7 @@ impl Engine {
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,
-                folder: Some(folder),
+                folder: (!folder.is_empty()).then_some(folder),
             });
         }
         let mut out = Vec::new();
