@@ -140,8 +140,7 @@ fn full_migration_is_lossless_and_reruns_copy_nothing() {
         }
     }
     assert_eq!(
-        dst_digest.folders["INBOX"].subscribed,
-        src_digest.folders["INBOX"].subscribed,
+        dst_digest.folders["INBOX"].subscribed, src_digest.folders["INBOX"].subscribed,
         "INBOX subscription carried over"
     );
     // The warning about the plain separator says how the folder was mapped.
