@@ -302,3 +302,49 @@ fn plain_human_output_has_the_live_lines() {
     // Summary numbers.
     assert!(err.contains("250 copied"), "{err}");
 }
+
+#[test]
+fn special_use_folders_land_in_the_destinations_own() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "11", "--messages", "120"]);
+    // The destination already has its own Sent and Trash (special use set in its config).
+    dst.imap(USER, &["CREATE Sent", "CREATE Trash"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("s.json"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    let map = folder_map(&events);
+    assert_eq!(map["Sent Messages"], "Sent");
+    assert_eq!(map["Deleted Messages"], "Trash");
+    assert_eq!(map["Drafts"], "Drafts");
+    let dst_digest = dst.digest(USER);
+    assert!(!dst_digest.folders.contains_key("Sent Messages"));
+    assert_eq!(dst_digest.folders["Sent"].special_use, ["\\Sent"]);
+    assert_same_mail(&src.digest(USER), &dst_digest, &map);
+}
+
+#[test]
+fn courier_style_destination_gets_every_folder_under_its_prefix() {
+    let src = Dovecot::source();
+    let dst = Dovecot::start(support::ServerOpts {
+        separator: '.',
+        ns_prefix: Some("INBOX.".into()),
+        ..Default::default()
+    });
+    src.generate(USER, &["--seed", "12", "--messages", "80"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("s.json"), &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_lines(&out);
+    let map = folder_map(&events);
+    assert_eq!(map["INBOX"], "INBOX");
+    assert_eq!(map["Archive/2020/Q1"], "INBOX.Archive.2020.Q1");
+    assert_eq!(map["Entwürfe"], "INBOX.Entwürfe");
+    assert_same_mail(&src.digest(USER), &dst.digest(USER), &map);
+}
