@@ -348,3 +348,56 @@ fn courier_style_destination_gets_every_folder_under_its_prefix() {
     assert_eq!(map["Entwürfe"], "INBOX.Entwürfe");
     assert_same_mail(&src.digest(USER), &dst.digest(USER), &map);
 }
+
+#[test]
+fn starttls_urls_upgrade_and_plaintext_needs_to_be_asked_for() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "13", "--messages", "40"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str], state: &str| {
+        btsx()
+            .arg("migrate")
+            .arg(src.starttls_url(USER))
+            .arg(dst.starttls_url(USER))
+            .arg("--ca-file")
+            .arg(&src.ca_file)
+            .arg("--state")
+            .arg(tmp.path().join(state))
+            .arg("--json")
+            .args(extra)
+            .env("BTSX_SRC_PASSWORD", src.password(USER))
+            .env("BTSX_DST_PASSWORD", dst.password(USER))
+            .output()
+            .expect("run btsx")
+    };
+    // imap:// means STARTTLS, verified against the CA.
+    let out = run(&[], "a.json");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_lines(&out);
+    assert_eq!(summary(&events)["messages_copied"].as_u64(), Some(40));
+    assert!(!events.iter().any(|e| {
+        e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("plaintext")
+    }));
+    // --plaintext works too, and says what it costs.
+    let out = run(&["--plaintext"], "b.json");
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    assert!(events.iter().any(|e| {
+        e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--plaintext")
+    }));
+    assert_eq!(summary(&events)["messages_skipped"].as_u64(), Some(40));
+}
