@@ -479,11 +479,25 @@ impl Engine {
         });
         // New folders are always subscribed (so mail clients show them); existing ones
         // when the source has them subscribed.
-        let subscribed: HashSet<String> = main
+        let src_subscribed: HashSet<String> = main
             .src
             .subscribed()
             .on(Side::Source)?
             .into_iter()
+            .collect();
+        let dst_subscribed: HashSet<String> = main
+            .dst
+            .subscribed()
+            .on(Side::Destination)?
+            .into_iter()
+            .collect();
+        let subscribed: HashSet<String> = tasks
+            .iter()
+            .filter(|t| {
+                src_subscribed.contains(&t.map.source_wire)
+                    && !dst_subscribed.contains(&t.map.dest_wire)
+            })
+            .map(|t| t.map.source_wire.clone())
             .collect();
         let mut ready = Vec::new();
         for t in tasks {
@@ -582,8 +596,13 @@ impl Engine {
             if self.cancelled() {
                 break;
             }
-            let info = main.src.examine(&m.source_wire).on(Side::Source)?;
             let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
+            // A folder the state knows: STATUS tells whether anything is new, without
+            // opening it (a no-change run is then one command per folder).
+            let info = match &resume {
+                Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
+                None => main.src.examine(&m.source_wire).on(Side::Source)?,
+            };
             let mut start_uid = 1;
             let mut index_destination = true;
             let mut retry_uids = Vec::new();
@@ -600,8 +619,11 @@ impl Engine {
                     p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
                     p.failures.clear();
                     prior = Some(p);
+                    let nothing_new =
+                        retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
                     // Nothing was appended since the last checkpoint: no need to index.
                     if m.exists
+                        && !nothing_new
                         && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
                         && let Ok(st) = main.dst.status(&m.dest_wire)
                         && st.uid_validity == Some(v)
@@ -628,9 +650,16 @@ impl Engine {
                 let mut v = if nothing_new {
                     Vec::new()
                 } else {
+                    if resume.is_some() {
+                        // STATUS above did not open the folder.
+                        main.src.examine(&m.source_wire).on(Side::Source)?;
+                    }
                     main.src.fetch_meta(start_uid).on(Side::Source)?
                 };
                 if !retry_uids.is_empty() {
+                    if nothing_new && resume.is_some() {
+                        main.src.examine(&m.source_wire).on(Side::Source)?;
+                    }
                     let mut again = main
                         .src
                         .fetch_meta_set(&uid_set(retry_uids.iter().copied()))
