@@ -611,10 +611,12 @@ fn batch(args: BatchArgs) -> i32 {
             ));
         }
     };
-    let (rows, bad) = match batch::parse(&text) {
+    let parsed = match batch::parse(&text) {
         Ok(r) => r,
         Err(e) => return fail(format!("{}: {e}", args.file.display())),
     };
+    let exposes = batch::exposes_passwords(&args.file, &parsed);
+    let batch::Parsed { rows, bad, .. } = parsed;
     if args.strict && !bad.is_empty() {
         let list: Vec<String> = bad
             .iter()
@@ -650,6 +652,11 @@ fn batch(args: BatchArgs) -> i32 {
         .into_iter()
         .filter(|r| shard.is_none_or(|(k, n)| batch::shard_of(&r.src, n) == k))
         .collect();
+    // Each bad row belongs to one shard too, so one typo does not fail every machine.
+    let bad: Vec<batch::BadRow> = bad
+        .into_iter()
+        .filter(|b| shard.is_none_or(|(k, n)| batch::shard_of_text(&b.src_raw, n) == k))
+        .collect();
     let (src_tls, dst_tls) = match tls_options(&args.tls) {
         Ok(t) => t,
         Err(e) => return fail(e),
@@ -663,7 +670,24 @@ fn batch(args: BatchArgs) -> i32 {
         Some(j) => j.clone(),
         None => view.clone(),
     };
-    if batch::exposes_passwords(&args.file, &rows) {
+    let mut readable: Vec<PathBuf> = rows
+        .iter()
+        .flat_map(|r| [&r.src_cred, &r.dst_cred])
+        .filter_map(|c| match c {
+            batch::CredSpec::PasswordFile(p) | batch::CredSpec::OAuth2File(p) => Some(p.clone()),
+            _ => None,
+        })
+        .filter(|p| secret::file_is_group_or_world_readable(p))
+        .collect();
+    readable.sort();
+    readable.dedup();
+    for p in readable {
+        top.emit(&Event::Warning {
+            message: format!("{} is readable by other users; chmod 600 it", p.display()),
+            folder: None,
+        });
+    }
+    if exposes {
         top.emit(&Event::Warning {
             message: format!(
                 "{} holds passwords and is readable by other users; chmod 600 it",
@@ -736,6 +760,21 @@ fn batch(args: BatchArgs) -> i32 {
     code
 }
 
+/// What a job is doing: the lock tells whether a run holds it; a saved "running" without
+/// the lock is a run that died (kill -9, reboot).
+fn job_status(path: &Path, saved: state::JobStatus) -> String {
+    if state::is_locked(path) {
+        return "running".to_string();
+    }
+    if saved == state::JobStatus::Running {
+        return "interrupted".to_string();
+    }
+    serde_json::to_value(saved)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// `btsx status DIR`: every state file in a directory (possibly shared by many machines).
 fn status_dir(args: &StatusArgs) -> i32 {
     let mut jobs = Vec::new();
@@ -765,15 +804,7 @@ fn status_dir(args: &StatusArgs) -> i32 {
             jobs.push(serde_json::json!({"file": p.display().to_string(), "status": "unreadable"}));
             continue;
         };
-        let is_running = state::is_locked(&p);
-        let st = if is_running {
-            "running".to_string()
-        } else {
-            serde_json::to_value(d.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
+        let st = job_status(&p, d.status);
         match st.as_str() {
             "running" => running += 1,
             "complete" => done += 1,
@@ -866,14 +897,7 @@ fn status(args: StatusArgs) -> i32 {
     } else {
         done as f64 * 100.0 / total as f64
     };
-    let status = if running {
-        "running".to_string()
-    } else {
-        serde_json::to_value(data.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
+    let status = job_status(&args.file, data.status);
     if args.json {
         let v = serde_json::json!({
             "format_version": FORMAT_VERSION,

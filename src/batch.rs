@@ -2,6 +2,7 @@
 //! job with its own state file; `--shard K/N` takes a stable share of the rows so the same
 //! command spreads over machines through an existing scheduler.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,11 +53,38 @@ impl Row {
 pub struct BadRow {
     pub line: usize,
     pub message: String,
+    /// The row's `src` cell as written, for sharding rows that cannot be parsed.
+    pub src_raw: String,
+}
+
+/// The parsed file.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub rows: Vec<Row>,
+    pub bad: Vec<BadRow>,
+    /// Some row carries a password in clear (`src_password` / `dst_password`).
+    pub has_passwords: bool,
+}
+
+/// The 1-based line where the record starting at byte `pos` really begins: the reader's
+/// position includes the blank and comment lines before it.
+fn line_at(text: &str, pos: usize) -> usize {
+    let mut at = pos.min(text.len());
+    loop {
+        let rest = &text[at..];
+        let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let line = rest[..end].trim_end_matches(['\r', '\n']);
+        if end == 0 || !(line.trim().is_empty() || line.starts_with('#')) {
+            break;
+        }
+        at += end;
+    }
+    text[..at].matches('\n').count() + 1
 }
 
 /// Read the CSV: header row, `#` comments and blank lines allowed. Good rows and bad rows
 /// (with their line numbers) come back separately.
-pub fn parse(text: &str) -> Result<(Vec<Row>, Vec<BadRow>), String> {
+pub fn parse(text: &str) -> Result<Parsed, String> {
     let mut rdr = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .flexible(true)
@@ -98,21 +126,24 @@ pub fn parse(text: &str) -> Result<(Vec<Row>, Vec<BadRow>), String> {
             KNOWN.join(", ")
         ));
     }
-    let mut rows = Vec::new();
-    let mut bad = Vec::new();
+    let mut out = Parsed::default();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                bad.push(BadRow {
+                let line = e.position().map_or(0, |p| line_at(text, p.byte() as usize));
+                out.bad.push(BadRow {
                     line,
                     message: format!("unreadable row: {e}"),
+                    src_raw: String::new(),
                 });
                 continue;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = rec
+            .position()
+            .map_or(0, |p| line_at(text, p.byte() as usize));
         if rec.iter().all(str::is_empty) {
             continue;
         }
@@ -124,12 +155,33 @@ pub fn parse(text: &str) -> Result<(Vec<Row>, Vec<BadRow>), String> {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
+        if get("src_password").is_some() || get("dst_password").is_some() {
+            out.has_passwords = true;
+        }
+        let src_raw = get("src").unwrap_or_default();
         match row(line, &get) {
-            Ok(r) => rows.push(r),
-            Err(message) => bad.push(BadRow { line, message }),
+            Ok(r) => {
+                // Two rows for one job would fight over one state file.
+                let key = format!("{}\n{}", r.src.url(), r.dst.url());
+                if let Some(first) = seen.get(&key) {
+                    out.bad.push(BadRow {
+                        line,
+                        message: format!("same source and destination as line {first}"),
+                        src_raw,
+                    });
+                } else {
+                    seen.insert(key, line);
+                    out.rows.push(r);
+                }
+            }
+            Err(message) => out.bad.push(BadRow {
+                line,
+                message,
+                src_raw,
+            }),
         }
     }
-    Ok((rows, bad))
+    Ok(out)
 }
 
 fn row(line: usize, get: &dyn Fn(&str) -> Option<String>) -> Result<Row, String> {
@@ -194,8 +246,14 @@ fn row(line: usize, get: &dyn Fn(&str) -> Option<String>) -> Result<Row, String>
 
 /// FNV-1a of the canonical source URL: a row's shard never changes when rows are added.
 pub fn shard_of(row_src: &Endpoint, shards: u32) -> u32 {
+    shard_of_text(&row_src.url(), shards)
+}
+
+/// The same for a row that could not be parsed (by its `src` cell as written), so each bad
+/// row is reported by one shard only.
+pub fn shard_of_text(text: &str, shards: u32) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in row_src.url().bytes() {
+    for b in text.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -282,6 +340,22 @@ pub fn run(
         }
     });
     let mut v = reports.into_inner().unwrap_or_default();
+    // Rows an interruption kept from starting still belong in the report.
+    let started = next.into_inner().unwrap_or(rows.len()).min(rows.len());
+    for row in &rows[started..] {
+        v.push(AccountReport {
+            job: row.job(),
+            line: row.line,
+            status: RunStatus::Interrupted,
+            exit_code: crate::exit::INTERRUPTED,
+            messages_copied: 0,
+            messages_failed: 0,
+            bytes_copied: 0,
+            duration_ms: 0,
+            state_file: None,
+            error: Some("not started".into()),
+        });
+    }
     v.sort_by_key(|r| r.line);
     v
 }
@@ -382,10 +456,8 @@ fn run_account(
 }
 
 /// Does this file hold passwords in clear, and can others read it?
-pub fn exposes_passwords(path: &Path, rows: &[Row]) -> bool {
-    rows.iter().any(|r| {
-        matches!(r.src_cred, CredSpec::Password(_)) || matches!(r.dst_cred, CredSpec::Password(_))
-    }) && secret::file_is_group_or_world_readable(path)
+pub fn exposes_passwords(path: &Path, parsed: &Parsed) -> bool {
+    parsed.has_passwords && secret::file_is_group_or_world_readable(path)
 }
 
 #[cfg(test)]
@@ -404,12 +476,18 @@ imaps://d@old.example,imaps://d@new.example,,/pw/d2,
 
     #[test]
     fn rows_comments_and_errors_with_line_numbers() {
-        let (rows, bad) = parse(CSV).expect("parse");
+        let Parsed { rows, bad, .. } = parse(CSV).expect("parse");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].include, ["INBOX", "Archive*"]);
         assert_eq!(rows[0].line, 3);
         assert_eq!(bad.len(), 2);
         assert_eq!(bad[0].line, 6);
+        // CRLF and a comment before a row do not shift line numbers.
+        let crlf = CSV.replace('\n', "\r\n");
+        let p = parse(&crlf).expect("parse");
+        assert_eq!(p.rows[0].line, 3);
+        assert_eq!(p.rows[1].line, 5);
+        assert_eq!(p.bad[0].line, 6);
         assert!(
             bad[0].message.contains("unknown scheme"),
             "{}",

@@ -1017,7 +1017,8 @@ impl Engine {
                     .max(p.map_or(0, |p| p.last_uid)),
                 dest_uid_validity: prog.dest_uid_validity,
                 dest_uid_next: prog.dest_uid_next,
-                messages: add(|f| f.messages, task.messages),
+                // Earlier runs: what they settled; this run: what is left.
+                messages: p.map_or(0, |p| p.copied + p.skipped + p.failed) + task.messages,
                 copied: add(|f| f.copied, prog.copied),
                 skipped: add(|f| f.skipped, prog.skipped),
                 failed: add(|f| f.failed, prog.failed),
@@ -1068,11 +1069,16 @@ impl Engine {
         }
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
-        prog.dest_uid_next = dinfo.uid_next;
+        let must_index = dinfo.exists > 0 && (task.index_destination || prog.unconfirmed);
+        // UIDNEXT vouches for "nothing appended beyond the checkpoint" only when everything
+        // in the folder is accounted for. While messages found by the index are still ahead
+        // of the checkpoint it must not be recorded, or a later run would skip the index and
+        // append them again; it is read afresh once the folder is done.
+        prog.dest_uid_next = if must_index { None } else { dinfo.uid_next };
 
         // Already there? Only worth asking when the destination folder holds anything.
         let mut present: HashMap<u32, Option<String>> = HashMap::new();
-        if dinfo.exists > 0 && (task.index_destination || prog.unconfirmed) {
+        if must_index {
             let idx = self
                 .index_destination(dst, dinfo.exists)
                 .on(Side::Destination)?;
@@ -1225,6 +1231,12 @@ impl Engine {
             prog.next_uid = metas.last().map_or(prog.next_uid, |m| {
                 prog.next_uid.max(m.uid.saturating_add(1))
             });
+            if prog.dest_uid_next.is_none()
+                && let Ok(st) = dst.status(&task.map.dest_wire)
+                && st.uid_validity == prog.dest_uid_validity
+            {
+                prog.dest_uid_next = st.uid_next;
+            }
         }
         Ok(())
     }

@@ -240,6 +240,16 @@ impl Session {
                 Ok(s) => s,
                 Err((e, _)) => {
                     let e = from_crate(e, &addr);
+                    // RFC 5530: the server cannot check credentials right now; try again.
+                    if e.message.to_ascii_uppercase().contains("[UNAVAILABLE]") {
+                        return Err(ImapError::new(
+                            Kind::Dropped,
+                            format!(
+                                "{addr} cannot log anyone in right now: {}",
+                                truncate(&e.message, 120)
+                            ),
+                        ));
+                    }
                     if matches!(e.kind, Kind::No | Kind::Bad | Kind::OverQuota) {
                         return Err(ImapError::new(
                             Kind::Auth,
