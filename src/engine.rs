@@ -256,8 +256,19 @@ impl Engine {
     }
 
     pub(crate) fn open_pair(&self, report: bool) -> SResult<Pair> {
-        let src = self.connect(Side::Source, report)?;
-        let dst = self.connect(Side::Destination, report)?;
+        // Both logins at once: a handshake is mostly waiting.
+        let (src, dst) = std::thread::scope(|s| {
+            let dst = s.spawn(|| self.connect(Side::Destination, report));
+            let src = self.connect(Side::Source, report);
+            let dst = dst.join().unwrap_or_else(|_| {
+                Err(SideErr {
+                    side: Side::Destination,
+                    err: ImapError::new(Kind::Protocol, "connection thread failed"),
+                })
+            });
+            (src, dst)
+        });
+        let (src, dst) = (src?, dst?);
         if report && self.opts.verbose {
             for (side, s) in [(Side::Source, &src), (Side::Destination, &dst)] {
                 self.emit(Event::Detail {

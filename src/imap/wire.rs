@@ -26,10 +26,14 @@ pub struct TlsOptions {
     pub insecure: bool,
     /// `imap://` without STARTTLS: the password goes unencrypted (`--plaintext`, test servers).
     pub plaintext: bool,
-    /// Building a connector parses the system's CA bundle (~0.1 s of CPU): do it once and
-    /// share it between all connections to this server.
-    connector: Arc<Mutex<Option<TlsConnector>>>,
 }
+
+/// Building a connector parses the system's CA bundle (~0.1 s of CPU): build one per set of
+/// options for the whole process and share it between every connection, both sides included.
+static CONNECTORS: Mutex<Vec<(ConnectorKey, TlsConnector)>> = Mutex::new(Vec::new());
+
+/// Extra CA (PEM) and `--insecure`: what makes two connectors differ.
+type ConnectorKey = (Option<Vec<u8>>, bool);
 
 impl TlsOptions {
     pub fn new(ca_pem: Option<Vec<u8>>, insecure: bool, plaintext: bool) -> TlsOptions {
@@ -37,13 +41,13 @@ impl TlsOptions {
             ca_pem,
             insecure,
             plaintext,
-            connector: Arc::new(Mutex::new(None)),
         }
     }
 
     fn connector(&self) -> Result<TlsConnector, ImapError> {
-        let mut cached = self.connector.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = &*cached {
+        let key = (self.ca_pem.clone(), self.insecure);
+        let mut cached = CONNECTORS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = cached.iter().find(|(k, _)| *k == key) {
             return Ok(c.clone());
         }
         let mut b = TlsConnector::builder();
@@ -62,7 +66,7 @@ impl TlsOptions {
         let c = b
             .build()
             .map_err(|e| ImapError::new(Kind::Tls, format!("cannot set up TLS: {e}")))?;
-        *cached = Some(c.clone());
+        cached.push((key, c.clone()));
         Ok(c)
     }
 }
