@@ -16,7 +16,7 @@ use crate::engine::{Engine, Options, Server, endpoint_info};
 use crate::event::{Event, FORMAT_VERSION, Summary};
 use crate::exit;
 use crate::filter::{DateFilter, FolderFilter};
-use crate::imap::{Auth, Credentials, Timeouts, TlsOptions};
+use crate::imap::{Auth, Credentials, TlsOptions};
 use crate::render::human::{HumanOptions, HumanSink};
 use crate::render::json::JsonSink;
 use crate::render::{Sink, Tee};
@@ -346,14 +346,7 @@ fn migrate(args: MigrateArgs) -> i32 {
         jobs: usize::from(args.jobs),
         retries: args.retries,
         max_size: job.max_size,
-        timeouts: Timeouts {
-            connect: args
-                .side
-                .tls
-                .timeout
-                .min(std::time::Duration::from_secs(30)),
-            io: args.side.tls.timeout,
-        },
+        timeouts: args.side.tls.timeouts(),
         folder_map: job.folder_map.clone(),
         dry_run: args.dry_run,
         folders_only: args.folders_only,
@@ -530,14 +523,7 @@ fn verify(args: VerifyArgs) -> i32 {
     };
     let opts = Options {
         jobs: 1,
-        timeouts: Timeouts {
-            connect: args
-                .side
-                .tls
-                .timeout
-                .min(std::time::Duration::from_secs(30)),
-            io: args.side.tls.timeout,
-        },
+        timeouts: args.side.tls.timeouts(),
         folder_map: args.filters.folder_map.clone(),
         max_size: args.filters.max_size.map(|b| b.as_u64()),
         folders: folder_filter,
@@ -711,10 +697,7 @@ fn batch(args: BatchArgs) -> i32 {
             jobs: usize::from(args.jobs),
             retries: args.retries,
             max_size: args.max_size.map(|b| b.as_u64()),
-            timeouts: Timeouts {
-                connect: args.tls.timeout.min(std::time::Duration::from_secs(30)),
-                io: args.tls.timeout,
-            },
+            timeouts: args.tls.timeouts(),
             ..Options::default()
         },
         src_tls,

@@ -108,6 +108,16 @@ pub struct SideArgs {
     pub tls: TlsArgs,
 }
 
+impl TlsArgs {
+    /// Connect within min(timeout, 30 s); every read and write within `--timeout`.
+    pub fn timeouts(&self) -> crate::imap::Timeouts {
+        crate::imap::Timeouts {
+            connect: self.timeout.min(std::time::Duration::from_secs(30)),
+            io: self.timeout,
+        }
+    }
+}
+
 /// How to reach the servers (shared by migrate, verify and batch).
 #[derive(Debug, Args, Clone)]
 pub struct TlsArgs {

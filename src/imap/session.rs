@@ -431,29 +431,13 @@ impl Session {
     /// UID, size, flags and date of every message with UID ≥ `from_uid`.
     pub fn fetch_meta(&mut self, from_uid: u32) -> Result<Vec<MessageMeta>, ImapError> {
         let from = from_uid.max(1);
-        let fetches = self
-            .imap
-            .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE FLAGS INTERNALDATE)")
-            .map_err(|e| from_crate(e, &self.addr))?;
-        let mut out = Vec::with_capacity(fetches.len());
-        for f in fetches.iter() {
-            let Some(uid) = f.uid else { continue };
-            // "N:*" also matches the highest UID when it is below N.
-            if uid < from {
-                continue;
-            }
-            out.push(MessageMeta {
-                uid,
-                size: f.size.map(u64::from).unwrap_or(0),
-                flags: f.flags().iter().filter_map(flag_name).collect(),
-                internal_date: f.internal_date(),
-            });
-        }
-        out.sort_by_key(|m| m.uid);
+        let mut out = self.fetch_meta_set(&format!("{from}:*"))?;
+        // "N:*" also matches the highest UID when it is below N.
+        out.retain(|m| m.uid >= from);
         Ok(out)
     }
 
-    /// UID, size, flags and date of the messages in a UID set.
+    /// UID, size, flags and date of the messages in a UID set, in UID order.
     pub fn fetch_meta_set(&mut self, uids: &str) -> Result<Vec<MessageMeta>, ImapError> {
         if uids.is_empty() {
             return Ok(Vec::new());
@@ -482,46 +466,20 @@ impl Session {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let query = format!(
-            "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
-            crate::index::KEY_HEADERS.join(" ")
-        );
         let fetches = self
             .imap
-            .uid_fetch(uids, query)
+            .uid_fetch(uids, header_query())
             .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MessageHeaders {
-                    uid: f.uid?,
-                    size: f.size.map(u64::from).unwrap_or(0),
-                    headers: f.header().unwrap_or_default().to_vec(),
-                })
-            })
-            .collect())
+        Ok(headers_of(&fetches))
     }
 
     /// Like [`Session::fetch_headers`], by sequence numbers (for chunking a whole folder).
     pub fn fetch_headers_seq(&mut self, seqs: &str) -> Result<Vec<MessageHeaders>, ImapError> {
-        let query = format!(
-            "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
-            crate::index::KEY_HEADERS.join(" ")
-        );
         let fetches = self
             .imap
-            .fetch(seqs, query)
+            .fetch(seqs, header_query())
             .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MessageHeaders {
-                    uid: f.uid?,
-                    size: f.size.map(u64::from).unwrap_or(0),
-                    headers: f.header().unwrap_or_default().to_vec(),
-                })
-            })
-            .collect())
+        Ok(headers_of(&fetches))
     }
 
     /// Fetch whole messages on our own path: the crate re-parses a response from its start
@@ -902,6 +860,26 @@ fn line_ends_with_body_literal(line: &[u8]) -> bool {
     };
     let before = String::from_utf8_lossy(&line[..open]).to_ascii_uppercase();
     before.trim_end().ends_with("BODY[]")
+}
+
+fn header_query() -> String {
+    format!(
+        "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
+        crate::index::KEY_HEADERS.join(" ")
+    )
+}
+
+fn headers_of(fetches: &imap::types::Fetches) -> Vec<MessageHeaders> {
+    fetches
+        .iter()
+        .filter_map(|f| {
+            Some(MessageHeaders {
+                uid: f.uid?,
+                size: f.size.map(u64::from).unwrap_or(0),
+                headers: f.header().unwrap_or_default().to_vec(),
+            })
+        })
+        .collect()
 }
 
 fn folder_info(m: &imap::types::Mailbox) -> FolderInfo {
