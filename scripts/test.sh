@@ -93,5 +93,18 @@ RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/btsx-test-run.XXXXXX")
 chmod 0755 "$RUNDIR" # as root, Dovecot's unprivileged processes must traverse it
 threads=${TEST_THREADS:-2}
 log "cargo test (--test-threads=$threads)"
-TMPDIR=$RUNDIR cargo test --all-targets -- --test-threads="$threads"
-log "all good"
+# Output is kept to add up the counts: cargo prints one "test result" per test binary and the
+# last one (an empty target) says "0 passed", which is not the run's result.
+results=$RUNDIR/cargo-test.log
+set +e
+TMPDIR=$RUNDIR cargo test --all-targets -- --test-threads="$threads" 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+set -e
+totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { printf "%d passed, %d failed", p, f }' "$results")
+if [[ $status -ne 0 ]]; then
+    log "cargo test failed (exit $status)"
+else
+    log "all good"
+fi
+echo "btsx: $totals"
+exit "$status"
