@@ -652,57 +652,59 @@ impl Engine {
                     });
                 }
             }
-            let metas = if info.exists == 0 || self.opts.folders_only {
-                Vec::new()
+            let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
+                (0, 0, 0)
             } else {
                 let nothing_new = info
                     .uid_next
                     .is_some_and(|n| n <= start_uid && start_uid > 1);
-                let mut v = if nothing_new {
-                    Vec::new()
-                } else {
-                    if resume.is_some() {
-                        // STATUS above did not open the folder.
-                        main.src.examine(&m.source_wire).on(Side::Source)?;
-                    }
-                    main.src.fetch_meta(start_uid).on(Side::Source)?
-                };
-                if !retry_uids.is_empty() {
-                    if nothing_new && resume.is_some() {
-                        main.src.examine(&m.source_wire).on(Side::Source)?;
-                    }
-                    let mut again = main
-                        .src
-                        .fetch_meta_set(&uid_set(retry_uids.iter().copied()))
-                        .on(Side::Source)?;
-                    again.append(&mut v);
-                    v = again;
+                if resume.is_some() && !(nothing_new && retry_uids.is_empty()) {
+                    // STATUS above did not open the folder.
+                    main.src.examine(&m.source_wire).on(Side::Source)?;
                 }
-                v.retain(|x| self.opts.dates.takes(x.internal_date));
-                v
+                let mut uids = retry_uids.clone();
+                if !nothing_new {
+                    uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
+                }
+                self.count(&mut main.src, &uids).on(Side::Source)?
             };
-            let bytes = metas.iter().map(|x| x.size).sum();
             self.emit(Event::FolderFound {
                 folder: m.source.clone(),
                 destination: m.dest.clone(),
                 special_use: m.special_use.clone(),
                 create: !m.exists,
-                messages: metas.len() as u64,
+                messages,
                 bytes,
             });
             tasks.push(Task {
-                messages: metas.len() as u64,
+                messages,
                 bytes,
                 start_uid,
                 index_destination: index_destination && m.exists,
                 retry_uids,
                 uid_validity: info.uid_validity,
-                scan_last_uid: metas.iter().map(|x| x.uid).max().unwrap_or(0),
+                scan_last_uid,
                 prior,
                 map: m,
             });
         }
         Ok((tasks, warnings))
+    }
+
+    /// Messages, bytes and the highest UID among `uids` that the date filter takes, read in
+    /// windows so a huge folder costs little memory.
+    fn count(&self, src: &mut Session, uids: &[u32]) -> Result<(u64, u64, u32), ImapError> {
+        let (mut n, mut bytes, mut last) = (0u64, 0u64, 0u32);
+        for chunk in uids.chunks(WINDOW) {
+            for m in src.fetch_meta_set(&uid_set(chunk.iter().copied()))? {
+                if self.opts.dates.takes(m.internal_date) {
+                    n += 1;
+                    bytes += m.size;
+                    last = last.max(m.uid);
+                }
+            }
+        }
+        Ok((n, bytes, last))
     }
 
     fn create_folder(
@@ -1046,38 +1048,35 @@ impl Engine {
         }
     }
 
-    /// One attempt at a folder, from `prog.next_uid` on.
+    /// One attempt at a folder, from `prog.next_uid` on. The folder is walked in windows of
+    /// UIDs so memory does not grow with its size.
     fn copy_once(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) -> SResult<()> {
         let Pair { src, dst, buf } = pair;
         let sinfo = src.examine(&task.map.source_wire).on(Side::Source)?;
         prog.uid_validity = sinfo.uid_validity;
-        let metas = if sinfo.exists == 0 {
-            Vec::new()
-        } else {
-            let mut v = src.fetch_meta(prog.next_uid).on(Side::Source)?;
-            let pending_retry: Vec<u32> = task
-                .retry_uids
-                .iter()
-                .copied()
-                .filter(|u| !prog.retried.contains(u))
-                .collect();
-            if !pending_retry.is_empty() {
-                let mut again = src
-                    .fetch_meta_set(&uid_set(pending_retry))
-                    .on(Side::Source)?;
-                again.retain(|m| m.uid < prog.next_uid);
-                again.append(&mut v);
-                v = again;
-            }
-            v.retain(|x| x.uid <= task.scan_last_uid && self.opts.dates.takes(x.internal_date));
-            v
-        };
-        if metas.is_empty() {
+        if sinfo.exists == 0 || self.opts.dry_run {
             return Ok(());
         }
-        if self.opts.dry_run {
+        // Messages that failed in an earlier run come first, then everything new.
+        let mut windows: Vec<Vec<u32>> = Vec::new();
+        let retry: Vec<u32> = task
+            .retry_uids
+            .iter()
+            .copied()
+            .filter(|u| !prog.retried.contains(u) && *u < prog.next_uid)
+            .collect();
+        if !retry.is_empty() {
+            windows.push(retry);
+        }
+        let mut uids = src.uids_from(prog.next_uid).on(Side::Source)?;
+        uids.retain(|u| *u <= task.scan_last_uid);
+        let last_uid = uids.last().copied();
+        windows.extend(uids.chunks(WINDOW).map(<[u32]>::to_vec));
+        drop(uids);
+        if windows.is_empty() {
             return Ok(());
         }
+
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
         let must_index = dinfo.exists > 0 && (task.index_destination || prog.unconfirmed);
@@ -1086,26 +1085,87 @@ impl Engine {
         // of the checkpoint it must not be recorded, or a later run would skip the index and
         // append them again; it is read afresh once the folder is done.
         prog.dest_uid_next = if must_index { None } else { dinfo.uid_next };
-
         // Already there? Only worth asking when the destination folder holds anything.
-        let mut present: HashMap<u32, Option<String>> = HashMap::new();
-        if must_index {
-            let idx = self
-                .index_destination(dst, dinfo.exists)
-                .on(Side::Destination)?;
-            if !idx.is_empty() {
-                present = self.match_source(src, &metas, idx).on(Side::Source)?;
-            }
-        }
+        let mut idx = if must_index {
+            self.index_destination(dst, dinfo.exists)
+                .on(Side::Destination)?
+        } else {
+            Index::default()
+        };
         prog.unconfirmed = false;
 
+        let mut inflight: Option<(Pending, Vec<Sent>)> = None;
+        for window in windows {
+            if self.cancelled() {
+                break;
+            }
+            let mut metas = src
+                .fetch_meta_set(&uid_set(window.iter().copied()))
+                .on(Side::Source)?;
+            metas.retain(|x| self.opts.dates.takes(x.internal_date));
+            let present = if idx.is_empty() {
+                HashMap::new()
+            } else {
+                self.match_source(src, &metas, &mut idx).on(Side::Source)?
+            };
+            self.copy_window(
+                src,
+                dst,
+                buf,
+                task,
+                prog,
+                &dinfo,
+                &metas,
+                &present,
+                &mut inflight,
+            )?;
+            if inflight.is_none()
+                && !self.cancelled()
+                && let Some(last) = window.last()
+            {
+                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+            }
+        }
+        if let Some((p, sent)) = inflight.take() {
+            let again = self
+                .settle(dst, task, prog, p, sent)
+                .on(Side::Destination)?;
+            self.retry_without_keywords(src, dst, task, prog, again)?;
+        }
+        if !self.cancelled() {
+            if let Some(last) = last_uid {
+                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+            }
+            if prog.dest_uid_next.is_none()
+                && let Ok(st) = dst.status(&task.map.dest_wire)
+                && st.uid_validity == prog.dest_uid_validity
+            {
+                prog.dest_uid_next = st.uid_next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy one window of messages in byte-bounded batches. The APPENDs of the last batch
+    /// stay in flight (`inflight`) while the next batch is fetched, also across windows.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_window(
+        &self,
+        src: &mut Session,
+        dst: &mut Session,
+        buf: &mut Vec<u8>,
+        task: &Task,
+        prog: &mut FolderProgress,
+        dinfo: &FolderInfo,
+        metas: &[MessageMeta],
+        present: &HashMap<u32, Option<String>>,
+        inflight: &mut Option<(Pending, Vec<Sent>)>,
+    ) -> SResult<()> {
         let limit = match (self.opts.max_size, dst.caps.append_limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-
         let metas_by_uid: HashMap<u32, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
-        let mut inflight: Option<(Pending, Vec<Sent>)> = None;
         let mut i = 0;
         while i < metas.len() {
             if self.cancelled() {
@@ -1154,7 +1214,7 @@ impl Engine {
                 let again = self
                     .settle(dst, task, prog, p, sent)
                     .on(Side::Destination)?;
-                self.retry_without_keywords(src, dst, task, prog, &metas_by_uid, again)?;
+                self.retry_without_keywords(src, dst, task, prog, again)?;
             }
             // Only what we asked for (a server may add unsolicited FETCH responses).
             let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
@@ -1165,20 +1225,22 @@ impl Engine {
                 .collect();
             let flag_sets: Vec<Vec<String>> = got
                 .iter()
-                .map(|(m, _)| self.dest_flags(task, prog, &dinfo, &m.flags))
+                .map(|(m, _)| self.dest_flags(task, prog, dinfo, &m.flags))
                 .collect();
             let sent: Vec<Sent> = got
                 .iter()
                 .zip(&flag_sets)
-                .map(|((m, body), flags)| Sent {
-                    uid: m.uid,
-                    size: body.len() as u64,
-                    message_id: index::message_id(body),
-                    keywords: flags
-                        .iter()
-                        .filter(|f| !f.starts_with('\\'))
-                        .cloned()
-                        .collect(),
+                .map(|((m, body), flags)| {
+                    let (system, keywords) =
+                        flags.iter().cloned().partition(|f| f.starts_with('\\'));
+                    Sent {
+                        uid: m.uid,
+                        size: body.len() as u64,
+                        message_id: index::message_id(body),
+                        system_flags: system,
+                        keywords,
+                        date: m.internal_date,
+                    }
                 })
                 .collect();
             let items: Vec<AppendItem<'_>> = got
@@ -1230,24 +1292,7 @@ impl Engine {
             if buf.capacity() as u64 > 2 * self.opts.batch_bytes {
                 *buf = Vec::new();
             }
-            inflight = Some((pending, sent));
-        }
-        if let Some((p, sent)) = inflight.take() {
-            let again = self
-                .settle(dst, task, prog, p, sent)
-                .on(Side::Destination)?;
-            self.retry_without_keywords(src, dst, task, prog, &metas_by_uid, again)?;
-        }
-        if !self.cancelled() {
-            prog.next_uid = metas.last().map_or(prog.next_uid, |m| {
-                prog.next_uid.max(m.uid.saturating_add(1))
-            });
-            if prog.dest_uid_next.is_none()
-                && let Ok(st) = dst.status(&task.map.dest_wire)
-                && st.uid_validity == prog.dest_uid_validity
-            {
-                prog.dest_uid_next = st.uid_next;
-            }
+            *inflight = Some((pending, sent));
         }
         Ok(())
     }
@@ -1322,7 +1367,6 @@ impl Engine {
         dst: &mut Session,
         task: &Task,
         prog: &mut FolderProgress,
-        metas: &HashMap<u32, &MessageMeta>,
         again: Vec<(Sent, String)>,
     ) -> SResult<()> {
         if again.is_empty() {
@@ -1342,20 +1386,10 @@ impl Engine {
                 );
                 continue;
             };
-            let flags: Vec<String> = metas
-                .get(&s.uid)
-                .map(|m| {
-                    m.flags
-                        .iter()
-                        .filter(|f| f.starts_with('\\'))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default();
             let item = AppendItem {
                 body,
-                flags: &flags,
-                date: metas.get(&s.uid).and_then(|m| m.internal_date),
+                flags: &s.system_flags,
+                date: s.date,
             };
             prog.unconfirmed = true;
             let pending = dst
@@ -1503,7 +1537,7 @@ impl Engine {
         &self,
         src: &mut Session,
         metas: &[MessageMeta],
-        mut idx: Index,
+        idx: &mut Index,
     ) -> Result<HashMap<u32, Option<String>>, ImapError> {
         let mut present = HashMap::new();
         for chunk in metas.chunks(2000) {
@@ -1520,14 +1554,19 @@ impl Engine {
     }
 }
 
+/// Source UIDs per window: the metadata of this many messages is held at once.
+const WINDOW: usize = 1000;
+
 /// What we sent in one APPEND, to account for its answer.
 struct Sent {
     uid: u32,
     size: u64,
     message_id: Option<String>,
     /// Keywords sent with it; when the destination refuses the message they are dropped
-    /// for one more try.
+    /// for one more try (with the system flags and the date alone).
     keywords: Vec<String>,
+    system_flags: Vec<String>,
+    date: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>) -> Event {
