@@ -1273,7 +1273,9 @@ impl Engine {
                         items.len(),
                         items.iter().map(|x| x.body.len()).sum::<usize>(),
                         task.map.dest,
-                        if dst.caps.literal_plus {
+                        if dst.caps.literal_plus && dst.caps.multiappend && items.len() > 1 {
+                            ", one MULTIAPPEND"
+                        } else if dst.caps.literal_plus {
                             ", pipelined with LITERAL+"
                         } else {
                             ""
@@ -1305,7 +1307,7 @@ impl Engine {
         prog: &mut FolderProgress,
         pending: Pending,
         sent: Vec<Sent>,
-    ) -> Result<Vec<(Sent, String)>, ImapError> {
+    ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
         let mut again = Vec::new();
         prog.unconfirmed = false;
@@ -1318,11 +1320,19 @@ impl Engine {
         for (s, o) in sent.into_iter().zip(outcomes) {
             match o {
                 AppendOutcome::Stored(uid) => self.stored(prog, &s, uid),
+                // All or nothing: find the culprit by sending them one at a time.
+                AppendOutcome::BatchRefused(reason) => again.push(Retry {
+                    sent: s,
+                    reason,
+                    whole: true,
+                }),
                 // Keywords are the usual reason (invalid atom, too many per folder): one
                 // more try without them, after this batch.
-                AppendOutcome::Refused(reason) if !s.keywords.is_empty() => {
-                    again.push((s, reason));
-                }
+                AppendOutcome::Refused(reason) if !s.keywords.is_empty() => again.push(Retry {
+                    sent: s,
+                    reason,
+                    whole: false,
+                }),
                 AppendOutcome::Refused(reason) => {
                     self.fail(
                         task,
@@ -1367,12 +1377,17 @@ impl Engine {
         dst: &mut Session,
         task: &Task,
         prog: &mut FolderProgress,
-        again: Vec<(Sent, String)>,
+        again: Vec<Retry>,
     ) -> SResult<()> {
         if again.is_empty() {
             return Ok(());
         }
-        for (s, reason) in again {
+        for Retry {
+            sent: s,
+            mut reason,
+            whole,
+        } in again
+        {
             let bodies = src
                 .fetch_bodies(&s.uid.to_string(), Vec::new(), s.size as usize)
                 .on(Side::Source)?;
@@ -1386,37 +1401,59 @@ impl Engine {
                 );
                 continue;
             };
-            let item = AppendItem {
-                body,
-                flags: &s.system_flags,
-                date: s.date,
-            };
-            prog.unconfirmed = true;
-            let pending = dst
-                .append_send(&task.map.dest_wire, &[item])
-                .on(Side::Destination)?;
-            let outcome = dst.append_finish(pending).on(Side::Destination)?;
-            prog.unconfirmed = false;
-            match outcome.into_iter().next() {
-                Some(AppendOutcome::Stored(uid)) => {
-                    self.stored(prog, &s, uid);
-                    self.emit(Event::Warning {
-                        message: format!(
-                            "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
-                            task.map.source,
-                            s.uid,
-                            s.keywords.join(" ")
-                        ),
-                        folder: Some(task.map.source.clone()),
-                    });
+            // As sent first (when a whole batch was refused), then without keywords.
+            let all: Vec<String> = s.system_flags.iter().chain(&s.keywords).cloned().collect();
+            let mut attempts: Vec<&[String]> = Vec::new();
+            if whole {
+                attempts.push(&all);
+            }
+            if !s.keywords.is_empty() {
+                attempts.push(&s.system_flags);
+            }
+            let mut stored = false;
+            for flags in attempts {
+                let item = AppendItem {
+                    body,
+                    flags,
+                    date: s.date,
+                };
+                prog.unconfirmed = true;
+                let pending = dst
+                    .append_send(&task.map.dest_wire, &[item])
+                    .on(Side::Destination)?;
+                let outcome = dst.append_finish(pending).on(Side::Destination)?;
+                prog.unconfirmed = false;
+                match outcome.into_iter().next() {
+                    Some(AppendOutcome::Stored(uid)) => {
+                        self.stored(prog, &s, uid);
+                        if flags.len() < all.len() {
+                            self.emit(Event::Warning {
+                                message: format!(
+                                    "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
+                                    task.map.source,
+                                    s.uid,
+                                    s.keywords.join(" ")
+                                ),
+                                folder: Some(task.map.source.clone()),
+                            });
+                        }
+                        stored = true;
+                        break;
+                    }
+                    Some(AppendOutcome::Refused(why) | AppendOutcome::BatchRefused(why)) => {
+                        reason = why;
+                    }
+                    None => {}
                 }
-                _ => self.fail(
+            }
+            if !stored {
+                self.fail(
                     task,
                     prog,
                     s.uid,
                     s.message_id.clone(),
                     format!("the destination refused it: {reason}"),
-                ),
+                );
             }
         }
         self.progress(task, prog);
@@ -1556,6 +1593,14 @@ impl Engine {
 
 /// Source UIDs per window: the metadata of this many messages is held at once.
 const WINDOW: usize = 1000;
+
+/// A message to send again on its own.
+struct Retry {
+    sent: Sent,
+    reason: String,
+    /// Its whole batch was refused (MULTIAPPEND): first try it as it was.
+    whole: bool,
+}
 
 /// What we sent in one APPEND, to account for its answer.
 struct Sent {

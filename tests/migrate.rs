@@ -401,3 +401,52 @@ fn starttls_urls_upgrade_and_plaintext_needs_to_be_asked_for() {
     }));
     assert_eq!(summary(&events)["messages_skipped"].as_u64(), Some(40));
 }
+
+#[test]
+fn a_message_refused_inside_a_multiappend_fails_alone() {
+    // The destination refuses messages over 100 kB but does not advertise APPENDLIMIT, so
+    // btsx only learns it from the refusal of a whole MULTIAPPEND batch.
+    let src = Dovecot::source();
+    let dst = Dovecot::start(support::ServerOpts {
+        separator: '.',
+        max_mail_size: Some("100k".into()),
+        extra_conf: Some("imap_capability =\n".into()),
+        ..Default::default()
+    });
+    src.generate(USER, &["--seed", "14", "--messages", "300"]);
+    let src_digest = src.digest(USER);
+    let big: usize = src_digest
+        .folders
+        .values()
+        .flat_map(|f| &f.messages)
+        .filter(|m| m.size > 100 * 1024)
+        .count();
+    assert!(big > 0, "the generator makes some large messages");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("s.json"), &["--json"]);
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(out.status.code(), Some(1), "partial: {sum}");
+    assert_eq!(sum["messages_failed"].as_u64(), Some(big as u64));
+    assert_eq!(
+        sum["messages_copied"].as_u64(),
+        Some((support::total_messages(&src_digest) - big) as u64)
+    );
+    // Every refusal is reported with the server's reason.
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "message_failed")
+        .collect();
+    assert_eq!(failed.len(), big);
+    assert!(
+        failed
+            .iter()
+            .all(|e| e["reason"].as_str().unwrap_or_default().contains("refused"))
+    );
+    // Nothing else is missing or doubled.
+    let dst_digest = dst.digest(USER);
+    assert_eq!(
+        support::total_messages(&dst_digest),
+        support::total_messages(&src_digest) - big
+    );
+}

@@ -42,6 +42,8 @@ pub struct Caps {
     pub namespace: bool,
     /// APPENDLIMIT=N: the largest message the server accepts.
     pub append_limit: Option<u64>,
+    /// MULTIAPPEND (RFC 3502): many messages in one APPEND, stored in one transaction.
+    pub multiappend: bool,
 }
 
 impl Caps {
@@ -51,6 +53,7 @@ impl Caps {
             literal_plus: has("LITERAL+"),
             literal_minus: has("LITERAL-"),
             uidplus: has("UIDPLUS"),
+            multiappend: has("MULTIAPPEND"),
             special_use: has("SPECIAL-USE"),
             namespace: has("NAMESPACE"),
             append_limit: caps.iter().find_map(|c| {
@@ -127,10 +130,13 @@ pub struct AppendItem<'a> {
 /// The destination's answer to one APPEND.
 #[derive(Debug, Clone)]
 pub enum AppendOutcome {
-    /// Stored; the new UID when the server has UIDPLUS.
+    /// Stored; the new UID (for a MULTIAPPEND, the highest of the batch) with UIDPLUS.
     Stored(Option<u32>),
     /// NO or BAD for this message alone.
     Refused(String),
+    /// A MULTIAPPEND was refused as a whole (it is all or nothing): nothing of the batch was
+    /// stored, and which message the server objected to is unknown.
+    BatchRefused(String),
 }
 
 /// What `delete_messages` could do.
@@ -147,6 +153,8 @@ pub enum DeleteOutcome {
 pub struct Pending {
     tags: Vec<String>,
     done: HashMap<String, AppendOutcome>,
+    /// One MULTIAPPEND covering this many messages (under `tags[0]`).
+    multi: Option<usize>,
 }
 
 impl Pending {
@@ -699,25 +707,19 @@ impl Session {
         mailbox: &str,
         items: &[AppendItem<'_>],
     ) -> Result<Pending, ImapError> {
+        if items.len() > 1 && self.caps.multiappend && self.caps.literal_plus {
+            return self.multiappend_send(mailbox, items);
+        }
         let mut pending = Pending {
             tags: Vec::with_capacity(items.len()),
             done: HashMap::new(),
+            multi: None,
         };
         let mbox = astring(mailbox);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
         for item in items {
             let tag = self.tag();
-            let flags = item
-                .flags
-                .iter()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let date = item
-                .date
-                .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
-                .unwrap_or_default();
+            let (flags, date) = append_args(item);
             let n = item.body.len();
             let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
             let plus = if sync { "" } else { "+" };
@@ -751,8 +753,54 @@ impl Session {
         Ok(pending)
     }
 
-    /// Read the answers to every APPEND in `pending`, in order.
+    /// One APPEND carrying every message (RFC 3502 with LITERAL+): the server stores the
+    /// batch in one transaction, several times faster than one APPEND per message.
+    fn multiappend_send(
+        &mut self,
+        mailbox: &str,
+        items: &[AppendItem<'_>],
+    ) -> Result<Pending, ImapError> {
+        let tag = self.tag();
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(format!("{tag} APPEND {}", astring(mailbox)).as_bytes());
+        for item in items {
+            let (flags, date) = append_args(item);
+            let n = item.body.len();
+            out.extend_from_slice(format!(" ({flags}){date} {{{n}+}}\r\n").as_bytes());
+            if out.len() + n > 256 * 1024 {
+                self.write(&out)?;
+                out.clear();
+                self.write(item.body)?;
+            } else {
+                out.extend_from_slice(item.body);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        self.write(&out)?;
+        self.wire
+            .flush()
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        Ok(Pending {
+            tags: vec![tag],
+            done: HashMap::new(),
+            multi: Some(items.len()),
+        })
+    }
+
+    /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
     pub fn append_finish(&mut self, mut pending: Pending) -> Result<Vec<AppendOutcome>, ImapError> {
+        if let Some(n) = pending.multi {
+            let tag = pending.tags[0].clone();
+            while !pending.done.contains_key(&tag) {
+                self.read_response_line(&mut pending, None)?;
+            }
+            let outcome = match pending.done.remove(&tag) {
+                Some(AppendOutcome::Refused(why)) => AppendOutcome::BatchRefused(why),
+                Some(o) => o,
+                None => AppendOutcome::BatchRefused("no answer".into()),
+            };
+            return Ok(vec![outcome; n]);
+        }
         let wanted: Vec<String> = pending.tags.clone();
         for tag in &wanted {
             while !pending.done.contains_key(tag) {
@@ -988,13 +1036,34 @@ fn trailing_literal(line: &[u8]) -> Option<usize> {
     num.trim_end_matches('+').parse().ok()
 }
 
+/// The new UID from `[APPENDUID validity uid-set]`; for a set (MULTIAPPEND), the highest.
 fn parse_appenduid(info: &str) -> Option<u32> {
     let i = info.to_ascii_uppercase().find("[APPENDUID ")?;
     let rest = &info[i + "[APPENDUID ".len()..];
     let end = rest.find(']')?;
     let mut parts = rest[..end].split_whitespace();
     let _validity = parts.next()?;
-    parts.next()?.parse().ok()
+    parts
+        .next()?
+        .split([',', ':'])
+        .filter_map(|u| u.parse::<u32>().ok())
+        .max()
+}
+
+/// The flag list and date-time of an APPEND (never \Recent).
+fn append_args(item: &AppendItem<'_>) -> (String, String) {
+    let flags = item
+        .flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let date = item
+        .date
+        .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
+        .unwrap_or_default();
+    (flags, date)
 }
 
 /// `(("" "/")) NIL NIL` → the first personal namespace.
@@ -1094,6 +1163,11 @@ mod tests {
             Some(42)
         );
         assert_eq!(parse_appenduid("Append completed."), None);
+        assert_eq!(
+            parse_appenduid("[APPENDUID 17 31:130] Append completed."),
+            Some(130)
+        );
+        assert_eq!(parse_appenduid("[APPENDUID 17 5,9:12,7] ok"), Some(12));
     }
 
     #[test]
