@@ -20,8 +20,10 @@ use crate::event::{FailureReport, FolderStatus, RunStatus};
 /// Bumped on incompatible changes; a newer file is refused, never overwritten.
 pub const STATE_VERSION: u32 = 1;
 
-/// How often a folder in progress is written at most.
+/// A folder in progress is written after this long, or after this many checkpoints (one per
+/// settled batch of at most 200 messages), whichever comes first.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+const CHECKPOINT_BATCHES: u32 = 3;
 
 /// Everything that decides what a job copies. Two runs with the same identity are the same job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +193,10 @@ pub struct StateStore {
     path: PathBuf,
     data: Mutex<StateData>,
     last_write: Mutex<Instant>,
+    /// Checkpoints recorded since the last write.
+    pending: std::sync::atomic::AtomicU32,
+    /// One writer at a time, so an older snapshot never replaces a newer one.
+    writing: Mutex<()>,
     _lock: File,
 }
 
@@ -243,6 +249,8 @@ impl StateStore {
             path: path.to_path_buf(),
             data: Mutex::new(data),
             last_write: Mutex::new(Instant::now()),
+            pending: std::sync::atomic::AtomicU32::new(0),
+            writing: Mutex::new(()),
             _lock: lock,
         };
         store.set_status(JobStatus::Running)?;
@@ -265,11 +273,16 @@ impl StateStore {
             let mut d = self.data.lock().map_err(|_| poisoned())?;
             d.folders.insert(f.source.clone(), f);
         }
-        let due = self
-            .last_write
-            .lock()
-            .map(|t| t.elapsed() >= CHECKPOINT_INTERVAL)
-            .unwrap_or(true);
+        let batches = self
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let due = batches >= CHECKPOINT_BATCHES
+            || self
+                .last_write
+                .lock()
+                .map(|t| t.elapsed() >= CHECKPOINT_INTERVAL)
+                .unwrap_or(true);
         if settled || due {
             self.write()?;
         }
@@ -293,6 +306,7 @@ impl StateStore {
 
     /// Atomic replace: a crash leaves either the old or the new file, never half of one.
     pub fn write(&self) -> Result<(), StateError> {
+        let _one_writer = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let json = {
             let mut d = self.data.lock().map_err(|_| poisoned())?;
             d.updated = now();
@@ -323,6 +337,7 @@ impl StateStore {
         if let Ok(mut t) = self.last_write.lock() {
             *t = Instant::now();
         }
+        self.pending.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
