@@ -909,7 +909,7 @@ fn status(args: StatusArgs) -> i32 {
         let w = data
             .folders
             .keys()
-            .map(|k| k.chars().count())
+            .map(|k| console::measure_text_width(k))
             .max()
             .unwrap_or(6)
             .max(6);
@@ -919,7 +919,7 @@ fn status(args: StatusArgs) -> i32 {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let pad = w.saturating_sub(f.source.chars().count());
+            let pad = w.saturating_sub(console::measure_text_width(&f.source));
             println!(
                 "{}{}  {:>15}  {}",
                 f.source,

@@ -301,6 +301,19 @@ fn plain_human_output_has_the_live_lines() {
     );
     // Summary numbers.
     assert!(err.contains("250 copied"), "{err}");
+    // The per-folder table lines up on screen, wide characters (日本語) included.
+    let columns: Vec<usize> = err
+        .lines()
+        .filter_map(|l| {
+            l.find("✓ complete")
+                .map(|i| console::measure_text_width(&l[..i]))
+        })
+        .collect();
+    assert_eq!(columns.len(), 13, "one row per folder:\n{err}");
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "{columns:?}\n{err}"
+    );
 }
 
 #[test]

@@ -238,7 +238,7 @@ impl Sink for BatchView {
                 let w = b
                     .per_account
                     .iter()
-                    .map(|a| a.job.chars().count())
+                    .map(|a| console::measure_text_width(&a.job))
                     .max()
                     .unwrap_or(7)
                     .max(7);
@@ -251,7 +251,7 @@ impl Sink for BatchView {
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default();
-                    let pad = w.saturating_sub(a.job.chars().count());
+                    let pad = w.saturating_sub(console::measure_text_width(&a.job));
                     out.push_str(&format!(
                         "  {}{}  {:<11}  {:>8}  {:>10}  {:>8}  {}\n",
                         a.job,

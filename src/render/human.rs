@@ -203,7 +203,7 @@ impl HumanSink {
             let w = s
                 .per_folder
                 .iter()
-                .map(|f| f.folder.chars().count())
+                .map(|f| console::measure_text_width(&f.folder))
                 .max()
                 .unwrap_or(6)
                 .max(6);
@@ -223,7 +223,7 @@ impl HumanSink {
                     FolderStatus::Interrupted => self.warn.apply_to("⚠ interrupted".to_string()),
                     FolderStatus::Pending => self.dim.apply_to("not started".to_string()),
                 };
-                let pad = w.saturating_sub(f.folder.chars().count());
+                let pad = w.saturating_sub(console::measure_text_width(&f.folder));
                 out.push_str(&format!(
                     "  {}{}  {:>8}  {:>10}  {}\n",
                     f.folder,
