@@ -818,6 +818,17 @@ impl Engine {
         if task.messages == 0 {
             // Nothing new: no connection needed (keeps a no-change run cheap). A folder the
             // state does not know yet is recorded, so `btsx status` lists it.
+            if let Some(prior) = &task.prior
+                && prior.status != FolderStatus::Complete
+                && let Some(st) = &self.state
+                && !self.opts.dry_run
+            {
+                // An earlier run was stopped after its last message: the folder is done.
+                let _ = st.update(FolderState {
+                    status: FolderStatus::Complete,
+                    ..prior.clone()
+                });
+            }
             if task.prior.is_none()
                 && let Some(st) = &self.state
                 && let Some(v) = task.uid_validity
