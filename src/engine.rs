@@ -1603,7 +1603,7 @@ impl Engine {
 }
 
 /// Source UIDs per window: the metadata of this many messages is held at once.
-const WINDOW: usize = 1000;
+pub(crate) const WINDOW: usize = 1000;
 
 /// A message to send again on its own.
 struct Retry {

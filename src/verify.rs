@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use crate::engine::{Engine, OnSide, Pair, SResult, exit_code_for, uid_set};
+use crate::engine::{Engine, OnSide, Pair, SResult, WINDOW, exit_code_for, uid_set};
 use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
 use crate::exit;
-use crate::index::{self, Key};
+use crate::index;
 use crate::plan::Mapping;
 
 /// What one folder comparison found.
@@ -95,35 +95,7 @@ impl Engine {
     }
 
     fn compare_folder(&self, pair: &mut Pair, m: &Mapping) -> SResult<Compared> {
-        // Source: the messages a migrate with these filters would copy.
-        let info = pair.src.examine(&m.source_wire).on(Side::Source)?;
-        let mut metas = if info.exists == 0 {
-            Vec::new()
-        } else {
-            pair.src.fetch_meta(1).on(Side::Source)?
-        };
-        metas.retain(|x| {
-            self.options().dates.takes(x.internal_date)
-                && self.options().max_size.is_none_or(|l| x.size <= l)
-        });
-        let mut source: Vec<(u32, Key, Option<String>, u64)> = Vec::with_capacity(metas.len());
-        for chunk in metas.chunks(2000) {
-            let heads = pair
-                .src
-                .fetch_headers(&uid_set(chunk.iter().map(|x| x.uid)))
-                .on(Side::Source)?;
-            for h in heads {
-                source.push((
-                    h.uid,
-                    index::key(&h.headers, h.size),
-                    index::message_id(&h.headers),
-                    h.size,
-                ));
-            }
-        }
-        source.sort_by_key(|s| s.0);
-
-        // Destination: everything in the mapped folder (read-only).
+        // Destination first: everything in the mapped folder (read-only), as a multiset.
         let mut idx = index::Index::default();
         let mut destination = 0u64;
         if m.exists {
@@ -135,27 +107,56 @@ impl Engine {
                     .on(Side::Destination)?;
             }
         }
+        // Then the source, window by window: the messages a migrate with these filters would
+        // copy, each claimed from the multiset or counted missing.
+        let info = pair.src.examine(&m.source_wire).on(Side::Source)?;
+        let uids = if info.exists == 0 {
+            Vec::new()
+        } else {
+            pair.src.uids_from(1).on(Side::Source)?
+        };
+        let (mut source, mut in_both, mut missing_count) = (0u64, 0u64, 0u64);
         let mut missing = Vec::new();
-        let mut in_both = 0u64;
-        for (uid, key, message_id, size) in &source {
-            if idx.take(key) {
-                in_both += 1;
-            } else {
-                missing.push(MissingMessage {
-                    uid: *uid,
-                    message_id: message_id.clone(),
-                    size: *size,
-                });
+        for chunk in uids.chunks(WINDOW) {
+            let wanted: std::collections::HashSet<u32> = pair
+                .src
+                .fetch_meta_set(&uid_set(chunk.iter().copied()))
+                .on(Side::Source)?
+                .into_iter()
+                .filter(|x| {
+                    self.options().dates.takes(x.internal_date)
+                        && self.options().max_size.is_none_or(|l| x.size <= l)
+                })
+                .map(|x| x.uid)
+                .collect();
+            let mut heads = pair
+                .src
+                .fetch_headers(&uid_set(wanted.iter().copied()))
+                .on(Side::Source)?;
+            heads.sort_by_key(|h| h.uid);
+            for h in heads.iter().filter(|h| wanted.contains(&h.uid)) {
+                source += 1;
+                if idx.take(&index::key(&h.headers, h.size)) {
+                    in_both += 1;
+                } else {
+                    missing_count += 1;
+                    if missing.len() < 20 {
+                        missing.push(MissingMessage {
+                            uid: h.uid,
+                            message_id: index::message_id(&h.headers),
+                            size: h.size,
+                        });
+                    }
+                }
             }
         }
         let c = Compared {
-            source: source.len() as u64,
+            source,
             destination,
-            missing: missing.len() as u64,
+            missing: missing_count,
             extra: destination.saturating_sub(in_both),
             in_both,
         };
-        missing.truncate(20);
         self.emit(Event::VerifyFolder {
             folder: m.source.clone(),
             destination: m.dest.clone(),

@@ -491,15 +491,6 @@ impl Session {
         Ok(out)
     }
 
-    /// UID, size, flags and date of every message with UID ≥ `from_uid`.
-    pub fn fetch_meta(&mut self, from_uid: u32) -> Result<Vec<MessageMeta>, ImapError> {
-        let from = from_uid.max(1);
-        let mut out = self.fetch_meta_set(&format!("{from}:*"))?;
-        // "N:*" also matches the highest UID when it is below N.
-        out.retain(|m| m.uid >= from);
-        Ok(out)
-    }
-
     /// UID, size, flags and date of the messages in a UID set, in UID order.
     pub fn fetch_meta_set(&mut self, uids: &str) -> Result<Vec<MessageMeta>, ImapError> {
         if uids.is_empty() {
