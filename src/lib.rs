@@ -17,6 +17,7 @@ pub mod plan;
 pub mod render;
 pub mod secret;
 pub mod state;
+pub mod status;
 pub mod throttle;
 pub mod utf7;
 pub mod verify;
