@@ -14,7 +14,10 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, ServerOpts, btsx, total_messages};
+use support::{
+    Digest, Dovecot, Key, MsgDigest, ServerOpts, btsx, dest_name, json_lines, key, summary,
+    total_messages,
+};
 
 const USER: &str = "alice";
 
@@ -81,19 +84,6 @@ fn run(args: &[String], env: &[(&str, String)], json: bool, state_home: &Path) -
         .stdin(Stdio::null())
         .output()
         .expect("run btsx")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn summary(ev: &[Value]) -> &Value {
-    let last = ev.last().expect("no JSON output at all");
-    assert_eq!(last["type"], "summary", "last JSON line: {last}");
-    last
 }
 
 /// Runs `c` in human and JSON mode; returns the failures (empty: all good).
@@ -654,20 +644,8 @@ fn read_state(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).expect("state file")).expect("state JSON")
 }
 
-/// Destination folder name for a source folder ('/' → '.', '.' → '_').
-fn dest_name(src: &str) -> String {
-    src.split('/')
-        .map(|c| c.replace('.', "_"))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-type Key = (String, Vec<String>, i64);
-
 fn keys<'a>(msgs: impl Iterator<Item = &'a MsgDigest>) -> Vec<Key> {
-    let mut v: Vec<Key> = msgs
-        .map(|m| (m.sha256.clone(), m.flags.clone(), m.internaldate))
-        .collect();
+    let mut v: Vec<Key> = msgs.map(key).collect();
     v.sort();
     v
 }

@@ -11,16 +11,19 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, ServerOpts, btsx};
+use support::{
+    Digest, Dovecot, Others, ServerOpts, assert_same_mail, btsx, folder_map, parse_lines, signal,
+    wait_exit,
+};
 use tempfile::TempDir;
 
 // ------------------------------------------------------------------------------------------
@@ -99,60 +102,6 @@ fn digests(server: &Dovecot, users: &[String]) -> Vec<Digest> {
 
 fn count(d: &Digest) -> u64 {
     support::total_messages(d) as u64
-}
-
-/// Every source folder's messages (bytes, flags, dates) are exactly, and only once, in its
-/// destination folder; the destination has no other folders with mail.
-fn assert_same_mail(what: &str, src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
-    let mut expected: BTreeMap<String, Vec<MsgDigest>> = BTreeMap::new();
-    for (name, f) in &src.folders {
-        let d = map
-            .get(name)
-            .unwrap_or_else(|| panic!("{what}: source folder {name:?} missing from the summary"));
-        expected
-            .entry(d.clone())
-            .or_default()
-            .extend(f.messages.iter().cloned());
-    }
-    for (dname, mut want) in expected.clone() {
-        want.sort();
-        let got = dst
-            .folders
-            .get(&dname)
-            .unwrap_or_else(|| panic!("{what}: destination folder {dname:?} missing"));
-        let mut have = got.messages.clone();
-        have.sort();
-        assert_eq!(
-            have.len(),
-            want.len(),
-            "{what}: message count in destination folder {dname:?}"
-        );
-        assert_eq!(
-            have, want,
-            "{what}: messages (bytes, flags, dates) in {dname:?}"
-        );
-    }
-    for (dname, f) in &dst.folders {
-        assert!(
-            expected.contains_key(dname) || f.messages.is_empty(),
-            "{what}: unexpected mail in destination folder {dname:?}"
-        );
-    }
-}
-
-/// Source folder → destination folder, from an account's `summary` event.
-fn folder_map(summary: &Value) -> HashMap<String, String> {
-    summary["per_folder"]
-        .as_array()
-        .expect("per_folder")
-        .iter()
-        .map(|f| {
-            (
-                f["folder"].as_str().expect("folder").to_string(),
-                f["destination"].as_str().expect("destination").to_string(),
-            )
-        })
-        .collect()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -398,35 +347,6 @@ impl Run {
     }
 }
 
-/// JSON lines; a killed run may leave a cut last line, which is ignored unless `strict`.
-fn parse_lines(text: &str, strict: bool) -> Vec<Value> {
-    let complete = match text.rfind('\n') {
-        Some(i) if !strict => &text[..=i],
-        None if !strict => "",
-        _ => text,
-    };
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
-        .collect()
-}
-
-/// Waits for the child; kills it and panics after `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("btsx did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Starts a batch with stdout going to `out` and sends it `sig` (`KILL`, `TERM`) as soon as
 /// the events so far satisfy `fire`. Returns its events (a cut last line is dropped) and its
 /// exit status.
@@ -443,12 +363,7 @@ fn signal_when(
     loop {
         let events = parse_lines(&fs::read_to_string(out).unwrap_or_default(), false);
         if fire(&events) {
-            let ok = Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(child.id().to_string())
-                .status()
-                .expect("run kill");
-            assert!(ok.success(), "kill -{sig}");
+            signal(&child, sig);
             let st = wait_exit(&mut child, Duration::from_secs(30));
             let events = parse_lines(&fs::read_to_string(out).unwrap_or_default(), false);
             return (events, st);
@@ -553,7 +468,13 @@ fn five_accounts_three_at_a_time_then_rerun_copies_nothing() {
         assert_eq!(start["state_file"].as_str(), Some(sf));
         assert_eq!(count(&src_d[i - 1]), sizes[i - 1]);
         // Each destination holds exactly its own source's mail, nothing of another account.
-        assert_same_mail(&j, &src_d[i - 1], &dst_d[i - 1], &folder_map(sum));
+        assert_same_mail(
+            &j,
+            &src_d[i - 1],
+            &dst_d[i - 1],
+            &folder_map(sum),
+            Others::Empty,
+        );
     }
     // One state file per account; no password in the events or the state files.
     let files = place.state_files();
@@ -716,7 +637,13 @@ fn killed_batch_reruns_to_exactly_once() {
         assert_eq!(sum["status"], "complete", "{j}");
         assert_eq!(count(&src_d[i - 1]), sizes[i - 1]);
         assert_eq!(count(&dst_d[i - 1]), sizes[i - 1], "{j}: nothing doubled");
-        assert_same_mail(&j, &src_d[i - 1], &dst_d[i - 1], &folder_map(sum));
+        assert_same_mail(
+            &j,
+            &src_d[i - 1],
+            &dst_d[i - 1],
+            &folder_map(sum),
+            Others::Empty,
+        );
     }
     let st = place.status_json();
     assert_eq!(st["complete"], N, "{st:#}");
@@ -818,6 +745,7 @@ fn sigterm_after_a_kill_9_duplicates_nothing() {
         &src.digest("u1"),
         &d,
         &folder_map(run.summary_of(&job(1))),
+        Others::Empty,
     );
 }
 
@@ -914,6 +842,7 @@ fn a_wrong_password_fails_only_its_row() {
             &src_d[i - 1],
             &dst_d[i - 1],
             &folder_map(run.summary_of(&j)),
+            Others::Empty,
         );
     }
     assert_eq!(count(&dst_d[1]), 0, "nothing reached d2");
@@ -1058,7 +987,13 @@ src,dst,src_password_file,dst_password_file
     for (k, i) in [1usize, 3].into_iter().enumerate() {
         assert_eq!(count(&src_d[k]), sizes[i - 1]);
         let map = folder_map(run.summary_of(&job(i)));
-        assert_same_mail(&job(i), &src_d[k], &dst_d[if i == 1 { 0 } else { 2 }], &map);
+        assert_same_mail(
+            &job(i),
+            &src_d[k],
+            &dst_d[if i == 1 { 0 } else { 2 }],
+            &map,
+            Others::Empty,
+        );
     }
     assert_eq!(count(&dst_d[1]), 0, "the bad rows did not run");
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use proxy::{Dir, Proxy, Rule};
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, btsx, total_messages};
+use support::{Digest, Dovecot, Key, btsx, dest_name, json_lines, key, summary, total_messages};
 
 const USER: &str = "alice";
 const MB: u64 = 1024 * 1024;
@@ -68,19 +68,6 @@ fn migrate(src: &Side, dst: &Side, state_dir: &Path, extra: &[&str]) -> Output {
         .expect("run btsx")
 }
 
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn summary(ev: &[Value]) -> &Value {
-    let last = ev.last().expect("no JSON events");
-    assert_eq!(last["type"], "summary", "the last JSON line is the summary");
-    last
-}
-
 /// Everything a failing assertion should show.
 fn context(out: &Output, proxies: &[&Proxy]) -> String {
     let mut s = format!(
@@ -113,15 +100,6 @@ fn context(out: &Output, proxies: &[&Proxy]) -> String {
     s
 }
 
-/// The destination name btsx gives a source folder ('/' → '.', '.' in a name → '_').
-fn expected_dest(src_name: &str) -> String {
-    src_name
-        .split('/')
-        .map(|c| c.replace('.', "_"))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 /// Source folder → destination folder, from the `folder_found` events.
 fn folder_map(ev: &[Value]) -> HashMap<String, String> {
     ev.iter()
@@ -135,12 +113,6 @@ fn folder_map(ev: &[Value]) -> HashMap<String, String> {
         .collect()
 }
 
-type Key = (String, Vec<String>, i64);
-
-fn key(m: &MsgDigest) -> Key {
-    (m.sha256.clone(), m.flags.clone(), m.internaldate)
-}
-
 /// Every source message is in its destination folder exactly as often as in
 /// the source (multiset of sha256 + flags + internaldate), and the destination
 /// holds nothing else. Folders that btsx mapped onto one destination folder
@@ -152,7 +124,7 @@ fn assert_lossless(src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
             .get(name)
             .unwrap_or_else(|| panic!("no folder_found event for source folder {name:?}"));
         if f.special_use.is_empty() {
-            assert_eq!(d, &expected_dest(name), "destination name of {name:?}");
+            assert_eq!(d, &dest_name(name), "destination name of {name:?}");
         }
         expected
             .entry(d.clone())
@@ -298,7 +270,7 @@ fn cuts_every_two_megabytes_on_both_sides_lose_and_duplicate_nothing() {
         state.path(),
         &["--retries", "10", "--timeout", "20s"],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc, &pdst]);
     assert!(psrc.faults() >= 3, "source proxy cut too little\n{ctx}");
     assert!(
@@ -333,7 +305,7 @@ fn cuts_every_two_megabytes_on_both_sides_lose_and_duplicate_nothing() {
     drop((psrc, pdst));
     let state2 = tempfile::tempdir().expect("state dir");
     let out = migrate(&Side::direct(&src), &Side::direct(&dst), state2.path(), &[]);
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[]);
     assert_complete(&out, &ev, &ctx);
     assert_eq!(summary(&ev)["messages_copied"], 0, "{ctx}");
@@ -364,7 +336,7 @@ fn stall_past_the_timeout_reconnects_and_loses_nothing() {
         state.path(),
         &["--timeout", "2s", "--jobs", "2"],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc]);
     assert_eq!(psrc.faults(), 1, "the stall happened\n{ctx}");
     assert_complete(&out, &ev, &ctx);
@@ -405,7 +377,7 @@ fn garbage_run(seed: &str, rule: Rule) -> (Output, Vec<Value>, String) {
         state.path(),
         &["--plaintext", "--timeout", "10s", "--jobs", "2"],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc]);
     assert_eq!(psrc.faults(), 1, "the line was injected\n{ctx}");
     assert_complete(&out, &ev, &ctx);
@@ -466,7 +438,7 @@ fn clean_proxy_changes_nothing() {
         state.path(),
         &[],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc, &pdst]);
     assert_complete(&out, &ev, &ctx);
     assert_eq!(summary(&ev)["reconnects_source"], 0, "{ctx}");
@@ -498,7 +470,7 @@ fn cut_inside_the_tls_handshake_of_a_reconnect_is_retried() {
         state.path(),
         &["--jobs", "1", "--timeout", "10s"],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc]);
     assert_eq!(psrc.faults(), 2, "both cuts happened\n{ctx}");
     assert_complete(&out, &ev, &ctx);
@@ -532,7 +504,7 @@ fn cut_during_the_folder_scan_is_retried() {
         state.path(),
         &["--timeout", "10s"],
     );
-    let ev = events(&out);
+    let ev = json_lines(&out);
     let ctx = context(&out, &[&psrc]);
     assert_eq!(psrc.faults(), 1, "the cut happened\n{ctx}");
     assert!(

@@ -2,12 +2,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, btsx};
+use support::{Dovecot, Others, assert_same_mail, btsx, folder_map, json_lines, summary};
 
 const USER: &str = "alice";
 
@@ -30,63 +29,6 @@ fn migrate(src: &Dovecot, dst: &Dovecot, state: &Path, extra: &[&str]) -> Output
         )
         .output()
         .expect("run btsx")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{out:?}")))
-        .collect()
-}
-
-fn summary(events: &[Value]) -> &Value {
-    let last = events.last().expect("at least one event");
-    assert_eq!(last["type"], "summary", "last line must be the summary");
-    last
-}
-
-/// Source folder → destination folder, from the summary (checked separately below).
-fn folder_map(events: &[Value]) -> HashMap<String, String> {
-    summary(events)["per_folder"]
-        .as_array()
-        .expect("per_folder")
-        .iter()
-        .map(|f| {
-            (
-                f["folder"].as_str().unwrap_or_default().to_string(),
-                f["destination"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Every source folder's messages (bytes, flags, dates) are exactly in its destination folder.
-fn assert_same_mail(src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
-    let mut expected: BTreeMap<String, Vec<MsgDigest>> = BTreeMap::new();
-    for (name, f) in &src.folders {
-        let d = map
-            .get(name)
-            .unwrap_or_else(|| panic!("source folder {name:?} missing from the summary"));
-        expected
-            .entry(d.clone())
-            .or_default()
-            .extend(f.messages.iter().cloned());
-    }
-    for (dname, mut msgs) in expected {
-        msgs.sort();
-        let got = dst
-            .folders
-            .get(&dname)
-            .unwrap_or_else(|| panic!("destination folder {dname:?} missing"));
-        let mut have = got.messages.clone();
-        have.sort();
-        assert_eq!(
-            have.len(),
-            msgs.len(),
-            "message count in destination folder {dname:?}"
-        );
-        assert_eq!(have, msgs, "messages (bytes, flags, dates) in {dname:?}");
-    }
 }
 
 #[test]
@@ -113,7 +55,7 @@ fn full_migration_is_lossless_and_reruns_copy_nothing() {
     assert_eq!(sum["status"], "complete");
     assert_eq!(sum["messages_copied"].as_u64(), Some(total as u64));
     assert_eq!(sum["messages_failed"].as_u64(), Some(0));
-    let map = folder_map(&events);
+    let map = folder_map(summary(&events));
 
     // Folder names: hierarchy translated, non-ASCII decoded, the plain '.' not a hierarchy.
     for (s, d) in [
@@ -128,7 +70,7 @@ fn full_migration_is_lossless_and_reruns_copy_nothing() {
         assert_eq!(map.get(s).map(String::as_str), Some(d), "mapping of {s}");
     }
     let dst_digest = dst.digest(USER);
-    assert_same_mail(&src_digest, &dst_digest, &map);
+    assert_same_mail("", &src_digest, &dst_digest, &map, Others::Ignored);
     assert!(
         dst_digest.folders.contains_key("Empty"),
         "empty folder created"
@@ -178,7 +120,7 @@ fn partially_present_destination_gets_only_what_is_missing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = migrate(&src, &dst, &tmp.path().join("a.json"), &["--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let map = folder_map(&json_lines(&out));
+    let map = folder_map(summary(&json_lines(&out)));
     // Remove two INBOX messages on the destination, then migrate again without state.
     dst.imap(
         USER,
@@ -192,7 +134,13 @@ fn partially_present_destination_gets_only_what_is_missing() {
     let events = json_lines(&out);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(summary(&events)["messages_copied"].as_u64(), Some(2));
-    assert_same_mail(&src.digest(USER), &dst.digest(USER), &map);
+    assert_same_mail(
+        "",
+        &src.digest(USER),
+        &dst.digest(USER),
+        &map,
+        Others::Ignored,
+    );
 }
 
 #[test]
@@ -327,14 +275,14 @@ fn special_use_folders_land_in_the_destinations_own() {
     let out = migrate(&src, &dst, &tmp.path().join("s.json"), &["--json"]);
     assert_eq!(out.status.code(), Some(0));
     let events = json_lines(&out);
-    let map = folder_map(&events);
+    let map = folder_map(summary(&events));
     assert_eq!(map["Sent Messages"], "Sent");
     assert_eq!(map["Deleted Messages"], "Trash");
     assert_eq!(map["Drafts"], "Drafts");
     let dst_digest = dst.digest(USER);
     assert!(!dst_digest.folders.contains_key("Sent Messages"));
     assert_eq!(dst_digest.folders["Sent"].special_use, ["\\Sent"]);
-    assert_same_mail(&src.digest(USER), &dst_digest, &map);
+    assert_same_mail("", &src.digest(USER), &dst_digest, &map, Others::Ignored);
 }
 
 #[test]
@@ -355,11 +303,17 @@ fn courier_style_destination_gets_every_folder_under_its_prefix() {
         String::from_utf8_lossy(&out.stdout)
     );
     let events = json_lines(&out);
-    let map = folder_map(&events);
+    let map = folder_map(summary(&events));
     assert_eq!(map["INBOX"], "INBOX");
     assert_eq!(map["Archive/2020/Q1"], "INBOX.Archive.2020.Q1");
     assert_eq!(map["Entwürfe"], "INBOX.Entwürfe");
-    assert_same_mail(&src.digest(USER), &dst.digest(USER), &map);
+    assert_same_mail(
+        "",
+        &src.digest(USER),
+        &dst.digest(USER),
+        &map,
+        Others::Ignored,
+    );
 }
 
 #[test]

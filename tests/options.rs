@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, ServerOpts, btsx};
+use support::{Digest, Dovecot, MsgDigest, ServerOpts, btsx, folder_map, last_event, summary};
 use tempfile::TempDir;
 
 const USER: &str = "alice";
@@ -83,33 +83,12 @@ fn assert_code(out: &Output, code: i32, what: &str) {
     );
 }
 
-fn last<'a>(events: &'a [Value], ty: &str) -> &'a Value {
-    let e = events.last().expect("at least one event");
-    assert_eq!(e["type"], ty, "the last event must be {ty}: {e}");
-    e
-}
-
 fn of_type<'a>(events: &'a [Value], ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     events.iter().filter(move |e| e["type"] == ty)
 }
 
 fn total(d: &Digest) -> usize {
     support::total_messages(d)
-}
-
-/// Source folder → destination folder, from the summary.
-fn mapping(events: &[Value]) -> BTreeMap<String, String> {
-    last(events, "summary")["per_folder"]
-        .as_array()
-        .expect("per_folder")
-        .iter()
-        .map(|f| {
-            (
-                f["folder"].as_str().expect("folder").to_string(),
-                f["destination"].as_str().expect("destination").to_string(),
-            )
-        })
-        .collect()
 }
 
 fn sorted(mut v: Vec<MsgDigest>) -> Vec<MsgDigest> {
@@ -121,7 +100,7 @@ fn sorted(mut v: Vec<MsgDigest>) -> Vec<MsgDigest> {
 fn assert_holds(
     dst: &Digest,
     want: &BTreeMap<String, Vec<MsgDigest>>,
-    map: &BTreeMap<String, String>,
+    map: &HashMap<String, String>,
 ) {
     let mut by_dest: BTreeMap<&str, Vec<MsgDigest>> = BTreeMap::new();
     for (folder, msgs) in want {
@@ -180,7 +159,7 @@ fn verify_reports_ok_then_the_missing_message() {
     let events = json_lines(&out.stdout);
     assert_eq!(events[0]["type"], "start");
     assert_eq!(events[0]["command"], "verify");
-    let sum = last(&events, "verify_summary");
+    let sum = last_event(&events, "verify_summary");
     assert_eq!(sum["status"], "ok", "{sum}");
     assert_eq!(sum["exit_code"], 0);
     assert_eq!(sum["missing"], 0);
@@ -241,7 +220,7 @@ fn verify_reports_ok_then_the_missing_message() {
     let out = verify(&src, &dst, tmp.path(), &["--json"]);
     assert_code(&out, 8, "verify with one message gone");
     let events = json_lines(&out.stdout);
-    let sum = last(&events, "verify_summary");
+    let sum = last_event(&events, "verify_summary");
     assert_eq!(sum["status"], "mismatch");
     assert_eq!(sum["exit_code"], 8);
     assert_eq!(sum["missing"], 1);
@@ -303,7 +282,7 @@ fn dry_run_changes_nothing_and_reports_the_plan() {
     }
     assert_eq!(found["INBOX"]["create"], false);
 
-    let sum = last(&events, "summary");
+    let sum = last_event(&events, "summary");
     assert_eq!(sum["status"], "complete", "{sum}");
     assert_eq!(sum["messages_copied"], 0);
     assert_eq!(
@@ -336,13 +315,13 @@ fn folders_only_creates_every_folder_and_no_message() {
     let out = migrate(&src, &dst, tmp.path(), &["--folders-only", "--json"]);
     assert_code(&out, 0, "folders only");
     let events = json_lines(&out.stdout);
-    let map = mapping(&events);
+    let map = folder_map(summary(&events));
     assert_eq!(
         map.keys().collect::<BTreeSet<_>>(),
         src_digest.folders.keys().collect(),
         "every source folder planned"
     );
-    let sum = last(&events, "summary");
+    let sum = last_event(&events, "summary");
     assert_eq!(sum["messages_copied"], 0);
     assert_eq!(sum["status"], "complete");
 
@@ -378,7 +357,7 @@ fn delete_source_moves_everything_and_leaves_the_source_clean() {
     );
     assert_code(&out, 0, "--delete-source --yes");
     let events = json_lines(&out.stdout);
-    let sum = last(&events, "summary");
+    let sum = last_event(&events, "summary");
     assert_eq!(sum["messages_copied"].as_u64(), Some(n));
     assert_eq!(sum["messages_deleted_on_source"].as_u64(), Some(n), "{sum}");
     assert!(
@@ -402,13 +381,13 @@ fn delete_source_moves_everything_and_leaves_the_source_clean() {
     assert_holds(
         &dst.digest(USER),
         &messages_of(&src_digest),
-        &mapping(&events),
+        &folder_map(summary(&events)),
     );
 
     let out = verify(&src, &dst, tmp.path(), &["--json"]);
     assert_code(&out, 0, "verify after --delete-source");
     let events = json_lines(&out.stdout);
-    let v = last(&events, "verify_summary");
+    let v = last_event(&events, "verify_summary");
     assert_eq!(v["source_clean"], true, "{v}");
     assert_eq!(v["missing"], 0);
 }
@@ -450,7 +429,7 @@ fn delete_source_deletes_only_the_selected_messages() {
         ],
     );
     assert_code(&out, 0, "--delete-source --since");
-    let sum = last(&json_lines(&out.stdout), "summary").clone();
+    let sum = last_event(&json_lines(&out.stdout), "summary").clone();
     assert_eq!(sum["messages_copied"].as_u64(), Some(new.len() as u64));
     assert_eq!(
         sum["messages_deleted_on_source"].as_u64(),
@@ -519,7 +498,7 @@ fn delete_source_keeps_a_message_that_arrives_during_the_run() {
     let status = child.wait().expect("wait for btsx");
     assert!(appended, "no INBOX progress seen");
     assert_eq!(status.code(), Some(0));
-    let sum = last(&lines, "summary");
+    let sum = last_event(&lines, "summary");
     assert_eq!(sum["messages_deleted_on_source"], 60, "{sum}");
 
     let left = &src.digest(USER).folders["INBOX"].messages;
@@ -546,7 +525,7 @@ fn delete_source_without_yes_off_a_terminal_is_refused() {
     let out = migrate(&src, &dst, tmp.path(), &["--delete-source", "--json"]);
     assert_code(&out, 2, "--delete-source without --yes");
     let events = json_lines(&out.stdout);
-    let sum = last(&events, "summary");
+    let sum = last_event(&events, "summary");
     assert_eq!(sum["exit_code"], 2);
     assert!(
         sum["error"].as_str().unwrap_or_default().contains("--yes"),
@@ -614,7 +593,7 @@ fn include_exclude_and_folder_map_shape_the_destination_tree() {
         ("日本語", "日本語"),
     ]
     .into();
-    let map = mapping(&events);
+    let map = folder_map(summary(&events));
     assert_eq!(
         map.iter()
             .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -658,7 +637,7 @@ fn include_exclude_and_folder_map_shape_the_destination_tree() {
         .output()
         .expect("run btsx");
     assert_code(&out, 0, "exclude by regex");
-    let map = mapping(&json_lines(&out.stdout));
+    let map = folder_map(summary(&json_lines(&out.stdout)));
     let kept: BTreeSet<&str> = names
         .iter()
         .copied()
@@ -724,7 +703,7 @@ fn since_and_before_select_by_internaldate() {
         .expect("INBOX found");
     assert_eq!(found["messages"].as_u64(), Some(want.len() as u64));
     assert_eq!(
-        last(&events, "summary")["messages_copied"].as_u64(),
+        last_event(&events, "summary")["messages_copied"].as_u64(),
         Some(want.len() as u64)
     );
     assert_eq!(
@@ -743,7 +722,7 @@ fn since_and_before_select_by_internaldate() {
     assert_code(&out, 0, "verify with the same window");
     let v = json_lines(&out.stdout);
     assert_eq!(
-        last(&v, "verify_summary")["source_messages"].as_u64(),
+        last_event(&v, "verify_summary")["source_messages"].as_u64(),
         Some(want.len() as u64)
     );
     let day = chrono::DateTime::from_timestamp(before, 0)
@@ -760,7 +739,7 @@ fn since_and_before_select_by_internaldate() {
     let v = json_lines(&out.stdout);
     let n = inbox.iter().filter(|m| m.internaldate < midnight).count();
     assert_eq!(
-        last(&v, "verify_summary")["source_messages"].as_u64(),
+        last_event(&v, "verify_summary")["source_messages"].as_u64(),
         Some(n as u64),
         "--before {day}"
     );
@@ -792,7 +771,7 @@ fn max_messages_per_second_holds_the_rate() {
     assert_code(&out, 0, "throttled run");
     let events = json_lines(&out.stdout);
     assert_eq!(
-        last(&events, "summary")["messages_copied"].as_u64(),
+        last_event(&events, "summary")["messages_copied"].as_u64(),
         Some(n)
     );
 
@@ -869,7 +848,7 @@ fn events_file_gets_json_while_people_get_lines() {
     let events = json_lines(&std::fs::read(&file).expect("events file"));
     assert_eq!(events[0]["type"], "start");
     assert_eq!(events[0]["format_version"], 1);
-    let sum = last(&events, "summary");
+    let sum = last_event(&events, "summary");
     assert_eq!(sum["status"], "complete");
     assert_eq!(sum["messages_copied"].as_u64(), Some(n));
     assert!(of_type(&events, "progress").next().is_some());
@@ -1031,7 +1010,7 @@ fn oauth2_token_file_is_sent_and_read_again_on_the_next_run() {
     let out = run(first);
     assert_code(&out, 0, "migrate with an OAuth2 token");
     assert_eq!(
-        last(&json_lines(&out.stdout), "summary")["messages_copied"],
+        last_event(&json_lines(&out.stdout), "summary")["messages_copied"],
         20
     );
     assert!(
@@ -1061,7 +1040,10 @@ fn oauth2_token_file_is_sent_and_read_again_on_the_next_run() {
     // A token the provider no longer accepts: authentication failure.
     let out = run("tok-revoked-000");
     assert_code(&out, 4, "migrate with a rejected token");
-    assert_eq!(last(&json_lines(&out.stdout), "summary")["exit_code"], 4);
+    assert_eq!(
+        last_event(&json_lines(&out.stdout), "summary")["exit_code"],
+        4
+    );
 }
 
 #[test]

@@ -6,19 +6,21 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Digest, Dovecot, MsgDigest, ServerOpts, btsx};
+use support::{
+    Digest, Dovecot, Others, ServerOpts, assert_same_mail, btsx, parse_lines, signal, wait_exit,
+};
 
 const USER: &str = "alice";
 const SRC_PW: &str = "src-Secret-4711";
@@ -242,31 +244,8 @@ impl Run {
 
     /// Source folder → destination folder, from the summary.
     fn folder_map(&self) -> HashMap<String, String> {
-        self.summary()["per_folder"]
-            .as_array()
-            .expect("per_folder")
-            .iter()
-            .map(|f| {
-                (
-                    f["folder"].as_str().expect("folder").to_string(),
-                    f["destination"].as_str().expect("destination").to_string(),
-                )
-            })
-            .collect()
+        support::folder_map(self.summary())
     }
-}
-
-/// JSON lines; a killed run may leave a cut last line, which is ignored unless `strict`.
-fn parse_lines(text: &str, strict: bool) -> Vec<Value> {
-    let complete = match text.rfind('\n') {
-        Some(i) if !strict => &text[..=i],
-        None if !strict => "",
-        _ => text,
-    };
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
-        .collect()
 }
 
 fn events_in(path: &Path) -> Vec<Value> {
@@ -298,74 +277,12 @@ fn read_state(path: &Path) -> Value {
     v
 }
 
-/// Every source folder's messages (bytes, flags, dates) are exactly, and only once, in its
-/// destination folder; the destination has no other folders with mail.
-fn assert_same_mail(src: &Digest, dst: &Digest, map: &HashMap<String, String>) {
-    let mut expected: BTreeMap<String, Vec<MsgDigest>> = BTreeMap::new();
-    for (name, f) in &src.folders {
-        let d = map
-            .get(name)
-            .unwrap_or_else(|| panic!("source folder {name:?} missing from the summary"));
-        expected
-            .entry(d.clone())
-            .or_default()
-            .extend(f.messages.iter().cloned());
-    }
-    for (dname, mut want) in expected.clone() {
-        want.sort();
-        let got = dst
-            .folders
-            .get(&dname)
-            .unwrap_or_else(|| panic!("destination folder {dname:?} missing"));
-        let mut have = got.messages.clone();
-        have.sort();
-        assert_eq!(
-            have.len(),
-            want.len(),
-            "message count in destination folder {dname:?}"
-        );
-        assert_eq!(have, want, "messages (bytes, flags, dates) in {dname:?}");
-    }
-    for (dname, f) in &dst.folders {
-        assert!(
-            expected.contains_key(dname) || f.messages.is_empty(),
-            "unexpected mail in destination folder {dname:?}"
-        );
-    }
-}
-
 fn count(d: &Digest) -> u64 {
     support::total_messages(d) as u64
 }
 
 // ------------------------------------------------------------------------------------------
 // processes
-
-/// `kill -SIG pid`.
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(st.success(), "kill -{sig} failed");
-}
-
-/// Waits for the child; kills it and panics after `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("btsx did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Polls the child's stdout until `pred` holds on the events so far. False if the child
 /// exited first.
@@ -650,7 +567,13 @@ fn kill_9_at_any_moment_never_loses_or_duplicates_mail() {
     last.expect_code(0);
     assert_eq!(last.summary()["status"], "complete");
     assert_eq!(last.summary()["messages_failed"], 0);
-    assert_same_mail(&src_digest, &dst.digest(USER), &last.folder_map());
+    assert_same_mail(
+        "",
+        &src_digest,
+        &dst.digest(USER),
+        &last.folder_map(),
+        Others::Empty,
+    );
     let st = job.state_json();
     assert_eq!(st["status"], "complete");
     for (name, f) in st["folders"].as_object().expect("folders") {
@@ -806,7 +729,13 @@ fn interrupt_then_resume(sig: &str) {
     assert_eq!(rs["status"], "complete");
     assert_eq!(rs["messages_copied"].as_u64(), Some(total - copied_before));
     assert_eq!(rs["messages_skipped"], 0, "the checkpoint is exact");
-    assert_same_mail(&src_digest, &dst.digest(USER), &resumed.folder_map());
+    assert_same_mail(
+        "",
+        &src_digest,
+        &dst.digest(USER),
+        &resumed.folder_map(),
+        Others::Empty,
+    );
     assert_eq!(job.state_json()["status"], "complete");
     eprintln!(
         "SIG{sig}: stopped {stop_time:?} after the signal with {copied_before}/{total} copied"
@@ -973,7 +902,13 @@ fn second_signal_exits_at_once_and_nothing_is_duplicated() {
     let r = job.resume(&["--json"]);
     r.expect_code(0);
     assert_eq!(r.summary()["status"], "complete");
-    assert_same_mail(&src_digest, &dst.digest(USER), &r.folder_map());
+    assert_same_mail(
+        "",
+        &src_digest,
+        &dst.digest(USER),
+        &r.folder_map(),
+        Others::Empty,
+    );
     eprintln!(
         "double SIGINT: exit {took:?} after the second; the next run copied {} and found {} present",
         r.summary()["messages_copied"],
@@ -1064,7 +999,13 @@ fn incremental_run_copies_only_new_mail_and_a_no_change_run_fetches_nothing() {
     );
     let fetched: u64 = body_fetches(&src, log_at).iter().sum();
     assert_eq!(fetched, 14, "bodies fetched from the source");
-    assert_same_mail(&src_digest, &dst.digest(USER), &second.folder_map());
+    assert_same_mail(
+        "",
+        &src_digest,
+        &dst.digest(USER),
+        &second.folder_map(),
+        Others::Empty,
+    );
 
     // Nothing changed: nothing copied, skipped or fetched.
     let dst_digest = dst.digest(USER);

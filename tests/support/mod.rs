@@ -5,14 +5,15 @@
 //! Every `tests/*.rs` file that needs it does `mod support;`.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use tempfile::TempDir;
 
 const DEFAULT_USER: (&str, &str) = ("alice", "alice-pw");
@@ -452,4 +453,167 @@ pub fn btsx() -> Command {
 
 pub fn total_messages(d: &Digest) -> usize {
     d.folders.values().map(|f| f.messages.len()).sum()
+}
+
+// ------------------------------------------------------------------------------------------
+// btsx's JSON output
+
+/// JSON lines; a killed run may leave a cut last line, which is ignored unless `strict`.
+pub fn parse_lines(text: &str, strict: bool) -> Vec<Value> {
+    let complete = match text.rfind('\n') {
+        Some(i) if !strict => &text[..=i],
+        None if !strict => "",
+        _ => text,
+    };
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+/// A finished run's stdout as JSON lines; every line must be JSON (the panic shows the output).
+pub fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{out:?}")))
+        .collect()
+}
+
+/// The last event, which must be of type `ty`.
+pub fn last_event<'a>(events: &'a [Value], ty: &str) -> &'a Value {
+    let e = events.last().expect("no JSON events");
+    assert_eq!(e["type"], ty, "the last event must be {ty}: {e}");
+    e
+}
+
+/// The run's `summary`: the last event, which must be one.
+pub fn summary(events: &[Value]) -> &Value {
+    last_event(events, "summary")
+}
+
+/// Source folder → destination folder, from a `summary` event's `per_folder`.
+pub fn folder_map(summary: &Value) -> HashMap<String, String> {
+    summary["per_folder"]
+        .as_array()
+        .expect("per_folder")
+        .iter()
+        .map(|f| {
+            (
+                f["folder"].as_str().expect("folder").to_string(),
+                f["destination"].as_str().expect("destination").to_string(),
+            )
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// comparing accounts
+
+/// What a copy must keep of a message: (sha256, flags, internaldate).
+pub type Key = (String, Vec<String>, i64);
+
+/// The [`Key`] of a message.
+pub fn key(m: &MsgDigest) -> Key {
+    (m.sha256.clone(), m.flags.clone(), m.internaldate)
+}
+
+/// The destination name btsx gives a source folder when the source separator is '/' and
+/// the destination's '.' ('/' → '.', '.' in a name → '_').
+pub fn dest_name(src: &str) -> String {
+    src.split('/')
+        .map(|c| c.replace('.', "_"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// What [`assert_same_mail`] asks of destination folders no source folder maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Others {
+    /// Not looked at.
+    Ignored,
+    /// They hold no mail.
+    Empty,
+}
+
+/// Every source folder's messages (bytes, flags, dates) are exactly, and only once, in its
+/// destination folder under `map`; with [`Others::Empty`], the destination has no other
+/// folders with mail. A non-empty `what` prefixes every failure message (`"{what}: …"`).
+pub fn assert_same_mail(
+    what: &str,
+    src: &Digest,
+    dst: &Digest,
+    map: &HashMap<String, String>,
+    others: Others,
+) {
+    let at = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what}: ")
+    };
+    let mut expected: BTreeMap<String, Vec<MsgDigest>> = BTreeMap::new();
+    for (name, f) in &src.folders {
+        let d = map
+            .get(name)
+            .unwrap_or_else(|| panic!("{at}source folder {name:?} missing from the summary"));
+        expected
+            .entry(d.clone())
+            .or_default()
+            .extend(f.messages.iter().cloned());
+    }
+    for (dname, want) in &expected {
+        let mut want = want.clone();
+        want.sort();
+        let got = dst
+            .folders
+            .get(dname)
+            .unwrap_or_else(|| panic!("{at}destination folder {dname:?} missing"));
+        let mut have = got.messages.clone();
+        have.sort();
+        assert_eq!(
+            have.len(),
+            want.len(),
+            "{at}message count in destination folder {dname:?}"
+        );
+        assert_eq!(
+            have, want,
+            "{at}messages (bytes, flags, dates) in {dname:?}"
+        );
+    }
+    if others == Others::Empty {
+        for (dname, f) in &dst.folders {
+            assert!(
+                expected.contains_key(dname) || f.messages.is_empty(),
+                "{at}unexpected mail in destination folder {dname:?}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// processes
+
+/// `kill -SIG pid`.
+pub fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} failed");
+}
+
+/// Waits for the child; kills it and panics after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("btsx did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
