@@ -324,26 +324,8 @@ impl Session {
                     .and_then(|_| self.wire.read_line(&mut line))
                     .map_err(|e| ImapError::io(e, &self.addr))?;
             }
-            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
-                let text = String::from_utf8_lossy(&line[tag.len() + 1..])
-                    .trim_end()
-                    .to_string();
-                let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
-                return match status.to_ascii_uppercase().as_str() {
-                    "OK" => Ok(lines),
-                    "NO" => Err(ImapError::new(Kind::No, info.to_string())),
-                    _ => Err(ImapError::new(Kind::Bad, info.to_string())),
-                };
-            }
-            if line.starts_with(b"* BYE") {
-                return Err(ImapError::new(
-                    Kind::Dropped,
-                    format!(
-                        "{} closed the session: {}",
-                        self.addr,
-                        String::from_utf8_lossy(&line[5..]).trim()
-                    ),
-                ));
+            if let Some(done) = self.completion(&line, &tag) {
+                return done.map(|()| lines);
             }
             lines.push(line);
         }
@@ -459,25 +441,9 @@ impl Session {
                     .and_then(|_| self.wire.read_line(&mut line))
                     .map_err(|e| ImapError::io(e, &self.addr))?;
             }
-            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
-                let text = String::from_utf8_lossy(&line[tag.len() + 1..])
-                    .trim_end()
-                    .to_string();
-                let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
-                if !status.eq_ignore_ascii_case("OK") {
-                    return Err(ImapError::new(Kind::No, info.to_string()));
-                }
+            if let Some(done) = self.completion(&line, &tag) {
+                done?;
                 break;
-            }
-            if line.starts_with(b"* BYE") {
-                return Err(ImapError::new(
-                    Kind::Dropped,
-                    format!(
-                        "{} closed the session: {}",
-                        self.addr,
-                        String::from_utf8_lossy(&line[5..]).trim()
-                    ),
-                ));
             }
             if line.windows(7).any(|w| w.eq_ignore_ascii_case(b" FETCH ")) {
                 // "N:*" also matches the highest UID when it is below N.
@@ -561,26 +527,8 @@ impl Session {
         loop {
             let mut line = Vec::new();
             self.wire.read_line(&mut line).map_err(io)?;
-            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
-                let text = String::from_utf8_lossy(&line[tag.len() + 1..])
-                    .trim_end()
-                    .to_string();
-                let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
-                return if status.eq_ignore_ascii_case("OK") {
-                    Ok(Bodies { data, items })
-                } else {
-                    Err(ImapError::new(Kind::No, info.to_string()))
-                };
-            }
-            if line.starts_with(b"* BYE") {
-                return Err(ImapError::new(
-                    Kind::Dropped,
-                    format!(
-                        "{} closed the session: {}",
-                        self.addr,
-                        String::from_utf8_lossy(&line[5..]).trim()
-                    ),
-                ));
+            if let Some(done) = self.completion(&line, &tag) {
+                return done.map(|()| Bodies { data, items });
             }
             // "* N FETCH (UID x BODY[] {n}" literal ")" — UID may come before or after.
             let mut uid = find_uid(&line);
@@ -684,6 +632,33 @@ impl Session {
     /// Drop a session that is out of step; nothing more is read from it.
     pub fn abandon(self) {
         self.wire.shutdown();
+    }
+
+    /// Is `line` the end of the command tagged `tag` (its OK, NO or BAD), or a BYE? `None`
+    /// for any other line.
+    fn completion(&self, line: &[u8], tag: &str) -> Option<Result<(), ImapError>> {
+        if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+            let text = String::from_utf8_lossy(&line[tag.len() + 1..])
+                .trim_end()
+                .to_string();
+            let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
+            return Some(match status.to_ascii_uppercase().as_str() {
+                "OK" => Ok(()),
+                "NO" => Err(ImapError::new(Kind::No, info.to_string())),
+                _ => Err(ImapError::new(Kind::Bad, info.to_string())),
+            });
+        }
+        if line.starts_with(b"* BYE") {
+            return Some(Err(ImapError::new(
+                Kind::Dropped,
+                format!(
+                    "{} closed the session: {}",
+                    self.addr,
+                    String::from_utf8_lossy(&line[5..]).trim()
+                ),
+            )));
+        }
+        None
     }
 
     fn tag(&mut self) -> String {
