@@ -1125,3 +1125,57 @@ fn verbose_shows_protocol_detail_but_never_the_passwords() {
     assert_code(&out, 0, "migrate without -v");
     assert!(of_type(&json_lines(&out.stdout), "detail").next().is_none());
 }
+
+#[test]
+fn oauthbearer_is_used_when_the_server_offers_only_that() {
+    let conf_dir = scratch();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(conf_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let idp = Introspection::start(conf_dir.path(), USER);
+    let ext = conf_dir.path().join("dovecot-oauth2.conf.ext");
+    std::fs::write(
+        &ext,
+        format!(
+            "introspection_mode = post\nintrospection_url = http://127.0.0.1:{}/\nusername_attribute = username\nactive_attribute = active\nactive_value = true\nforce_introspection = yes\n",
+            idp.port
+        ),
+    )
+    .expect("write oauth2 conf");
+    // Only OAUTHBEARER (RFC 7628) is offered, as on some providers.
+    let dst = Dovecot::start(ServerOpts {
+        separator: '.',
+        extra_conf: Some(format!(
+            "auth_mechanisms = plain login oauthbearer\npassdb {{\n  driver = oauth2\n  mechanisms = oauthbearer\n  args = {}\n}}\n",
+            ext.display()
+        )),
+        ..ServerOpts::default()
+    });
+    let src = Dovecot::source();
+    src.generate(
+        USER,
+        &["--seed", "24", "--messages", "10", "--profile", "flat"],
+    );
+    let tmp = scratch();
+    let token = "tok-bearer-5d7e21";
+    idp.accept_only(token);
+    let out = cmd("migrate", &src, &dst, tmp.path())
+        .env_remove("BTSX_DST_PASSWORD")
+        .arg("--dst-oauth2-token-command")
+        .arg(format!("printf '%s\\n' {token}"))
+        .arg("--json")
+        .output()
+        .expect("run btsx");
+    assert_code(&out, 0, "migrate with OAUTHBEARER");
+    assert!(!text(&out.stdout).contains(token), "the token leaked");
+    assert!(
+        idp.received().iter().any(|t| t == token),
+        "{:?}",
+        idp.received()
+    );
+    assert!(dst.log().contains("method=OAUTHBEARER"), "{}", dst.log());
+    assert_eq!(dst.digest(USER).folders["INBOX"].messages.len(), 10);
+}
