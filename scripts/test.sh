@@ -74,6 +74,20 @@ trap cleanup EXIT
 need_pkg dovecot dovecot-imapd
 need_pkg python3 python3
 need_pkg openssl openssl
+need_pkg pkg-config pkg-config
+# native-tls builds against OpenSSL's headers (a library, so no command to look for).
+if ! pkg-config --exists openssl 2>/dev/null; then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "OpenSSL headers are missing: install the Debian package libssl-dev"
+        exit 1
+    fi
+    log "installing libssl-dev"
+    if [[ $apt_updated -eq 0 ]]; then
+        apt-get update
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y libssl-dev
+fi
 command -v cargo >/dev/null || {
     log "cargo is missing: install Rust (https://rustup.rs)"
     exit 1
