@@ -949,8 +949,10 @@ impl Drop for Introspection {
     }
 }
 
-#[test]
-fn oauth2_token_file_is_sent_and_read_again_on_the_next_run() {
+/// A destination whose logins go through Dovecot's oauth2 passdb with `mechanisms`, checked
+/// against a local introspection endpoint. The directory holds the config and must outlive
+/// the server.
+fn oauth_destination(mechanisms: &str) -> (tempfile::TempDir, Introspection, Dovecot) {
     // Readable by Dovecot's unprivileged auth process.
     let conf_dir = scratch();
     #[cfg(unix)]
@@ -972,11 +974,17 @@ fn oauth2_token_file_is_sent_and_read_again_on_the_next_run() {
     let dst = Dovecot::start(ServerOpts {
         separator: '.',
         extra_conf: Some(format!(
-            "auth_mechanisms = plain login xoauth2 oauthbearer\npassdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+            "auth_mechanisms = plain login {mechanisms}\npassdb {{\n  driver = oauth2\n  mechanisms = {mechanisms}\n  args = {}\n}}\n",
             ext.display()
         )),
         ..ServerOpts::default()
     });
+    (conf_dir, idp, dst)
+}
+
+#[test]
+fn oauth2_token_file_is_sent_and_read_again_on_the_next_run() {
+    let (_conf_dir, idp, dst) = oauth_destination("xoauth2 oauthbearer");
     let src = Dovecot::source();
     src.generate(
         USER,
@@ -1128,32 +1136,8 @@ fn verbose_shows_protocol_detail_but_never_the_passwords() {
 
 #[test]
 fn oauthbearer_is_used_when_the_server_offers_only_that() {
-    let conf_dir = scratch();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(conf_dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-    }
-    let idp = Introspection::start(conf_dir.path(), USER);
-    let ext = conf_dir.path().join("dovecot-oauth2.conf.ext");
-    std::fs::write(
-        &ext,
-        format!(
-            "introspection_mode = post\nintrospection_url = http://127.0.0.1:{}/\nusername_attribute = username\nactive_attribute = active\nactive_value = true\nforce_introspection = yes\n",
-            idp.port
-        ),
-    )
-    .expect("write oauth2 conf");
     // Only OAUTHBEARER (RFC 7628) is offered, as on some providers.
-    let dst = Dovecot::start(ServerOpts {
-        separator: '.',
-        extra_conf: Some(format!(
-            "auth_mechanisms = plain login oauthbearer\npassdb {{\n  driver = oauth2\n  mechanisms = oauthbearer\n  args = {}\n}}\n",
-            ext.display()
-        )),
-        ..ServerOpts::default()
-    });
+    let (_conf_dir, idp, dst) = oauth_destination("oauthbearer");
     let src = Dovecot::source();
     src.generate(
         USER,
