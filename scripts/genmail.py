@@ -23,6 +23,9 @@ realistic (default): a folder tree (INBOX, "Sent Messages", Drafts,
 flat: all --messages go to --folder (default INBOX; created if needed, '/'
   in the name is a hierarchy separator), no special messages.
 --big-message-mb M adds one extra message of about M MB to INBOX.
+--no-8bit-headers: the Latin-1 Subject message is an ordinary one (same
+  count, same everything else), for servers that rewrite 8-bit header
+  bytes (Cyrus turns them into 'X').
 
 Prints one JSON line: {"folders": n, "messages": n, "bytes": n}.
 """
@@ -517,6 +520,7 @@ def main():
     ap.add_argument("--big-message-mb", type=float, default=0)
     ap.add_argument("--profile", choices=["realistic", "flat"], default="realistic")
     ap.add_argument("--folder", default="INBOX")
+    ap.add_argument("--no-8bit-headers", action="store_true")
     a = ap.parse_args()
 
     srv = Server(a.host, a.port, a.user, a.password)
@@ -560,7 +564,7 @@ def main():
                 normal = count
             for i in range(normal + 1):
                 for k in special_at.get(i, []):
-                    emit_special(k, fac, put, span, a.seed)
+                    emit_special(k, fac, put, span, a.seed, a.no_8bit_headers)
                 if i < normal:
                     epoch, off = fac.when(span)
                     msg = fac.message(path, epoch, off,
@@ -575,7 +579,7 @@ def main():
     print(json.dumps(stats))
 
 
-def emit_special(kind, fac, put, span, seed):
+def emit_special(kind, fac, put, span, seed, no_8bit_headers=False):
     if kind == "dup":
         # the same delivery twice: byte-identical, same flags and date
         epoch, off = fac.when(span)
@@ -591,7 +595,8 @@ def emit_special(kind, fac, put, span, seed):
             put("INBOX", fac.flags("INBOX"), internaldate(epoch, off), msg)
     elif kind == "latin1":
         epoch, off = fac.when(span)
-        msg = fac.message("INBOX", epoch, off, kind="text", raw_subject=b"Re: Caf\xe9 cr\xe8me (8-bit Latin-1)")
+        raw = None if no_8bit_headers else b"Re: Caf\xe9 cr\xe8me (8-bit Latin-1)"
+        msg = fac.message("INBOX", epoch, off, kind="text", raw_subject=raw)
         put("INBOX", fac.flags("INBOX"), internaldate(epoch, off), msg)
     elif kind == "nomsgid":
         epoch, off = fac.when(span)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints and every test against real,
-# private Dovecot instances. Works on a fresh Debian machine (as root it
-# installs dovecot-imapd, python3 and openssl if missing, without ever
-# starting the system Dovecot service).
+# private Dovecot and Cyrus IMAP instances. Works on a fresh Debian machine (as
+# root it installs dovecot-imapd, python3, openssl and Cyrus (see
+# scripts/cyrus-server.sh install) if missing, without ever starting the
+# system Dovecot or Cyrus service).
 #
 #   scripts/test.sh            # TEST_THREADS=n to change test parallelism (default 2)
 set -euo pipefail
@@ -65,6 +66,19 @@ cleanup() {
         if [[ $n -gt 0 ]]; then
             log "stopped $n leftover test Dovecot instance(s)"
         fi
+        # The same for Cyrus: a master started with DIR/cyrus.conf under this run.
+        n=0
+        for p in /proc/[0-9]*; do
+            cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+            [[ $cmd == *" -M $RUNDIR/"*/cyrus.conf* ]] || continue
+            dir=${cmd#* -M }
+            dir=${dir%/cyrus.conf*}
+            bash scripts/cyrus-server.sh stop "$dir" >/dev/null 2>&1 || kill -KILL "${p#/proc/}" 2>/dev/null || true
+            n=$((n + 1))
+        done
+        if [[ $n -gt 0 ]]; then
+            log "stopped $n leftover test Cyrus instance(s)"
+        fi
         rm -rf "$RUNDIR"
     fi
     exit "$rc"
@@ -88,6 +102,10 @@ if ! pkg-config --exists openssl 2>/dev/null; then
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y libssl-dev
 fi
+# Cyrus IMAP, the second real server: packages plus a private imapd (cyrus-imapd
+# itself conflicts with dovecot-imapd); as root it installs what is missing, with
+# the same policy-rc.d guard. Without Cyrus the Cyrus tests would fail: stop here.
+bash scripts/cyrus-server.sh install
 command -v cargo >/dev/null || {
     log "cargo is missing: install Rust (https://rustup.rs)"
     exit 1

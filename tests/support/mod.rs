@@ -16,6 +16,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tempfile::TempDir;
 
+mod cyrus;
+#[allow(unused_imports)]
+pub use cyrus::{CYRUS_ADMIN, Cyrus};
+
 const DEFAULT_USER: (&str, &str) = ("alice", "alice-pw");
 
 fn root() -> &'static Path {
@@ -247,6 +251,56 @@ impl Drop for Dovecot {
         self.stop();
     }
 }
+
+/// What a test needs of any real server (Dovecot or Cyrus), to write one test for both.
+pub trait Server {
+    /// "Dovecot" or "Cyrus", for failure messages.
+    fn kind(&self) -> &'static str;
+    fn url(&self, user: &str) -> String;
+    fn password(&self, user: &str) -> String;
+    fn ca_file(&self) -> &Path;
+    fn generate(&self, user: &str, args: &[&str]) -> Value;
+    fn digest(&self, user: &str) -> Digest;
+    fn imap(&self, user: &str, commands: &[&str]) -> String;
+    fn log(&self) -> String;
+    fn imap_port(&self) -> u16;
+}
+
+macro_rules! impl_server {
+    ($t:ty, $kind:literal) => {
+        impl Server for $t {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn url(&self, user: &str) -> String {
+                <$t>::url(self, user)
+            }
+            fn password(&self, user: &str) -> String {
+                <$t>::password(self, user)
+            }
+            fn ca_file(&self) -> &Path {
+                &self.ca_file
+            }
+            fn generate(&self, user: &str, args: &[&str]) -> Value {
+                <$t>::generate(self, user, args)
+            }
+            fn digest(&self, user: &str) -> Digest {
+                <$t>::digest(self, user)
+            }
+            fn imap(&self, user: &str, commands: &[&str]) -> String {
+                <$t>::imap(self, user, commands)
+            }
+            fn log(&self) -> String {
+                <$t>::log(self)
+            }
+            fn imap_port(&self) -> u16 {
+                self.imap_port
+            }
+        }
+    };
+}
+impl_server!(Dovecot, "Dovecot");
+impl_server!(Cyrus, "Cyrus");
 
 /// `python3` for the helper scripts: $PYTHON if set, else /usr/bin/python3
 /// when present (version-manager shims cost ~0.3 s a call), else `python3`.
