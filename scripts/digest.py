@@ -2,7 +2,7 @@
 """Digest a whole IMAP account, independently of btsx.
 
     digest.py --port P --user U --password PW [--host 127.0.0.1]
-              [--tls --ca-file F]
+              [--tls --ca-file F] [--binary]
 
 Prints JSON:
   {"separator": "/",
@@ -14,6 +14,9 @@ Prints JSON:
 Messages are sorted by (sha256, flags, internaldate) so equal mailboxes
 compare equal. \\Noselect / \\NonExistent folders are skipped. Read-only:
 EXAMINE + BODY.PEEK[] (never sets \\Seen). --tls is implicit TLS (imaps).
+--binary reads BINARY.PEEK[] (RFC 3516) instead, where the server offers
+BINARY: the stored bytes even where BODY[] cannot carry them (Dovecot serves a
+NUL byte as 0x80 in BODY[]).
 """
 
 import argparse
@@ -144,6 +147,8 @@ def _parse(data, pos, top=False):
                 pos += 1
             out.append(bytes(buf))
             pos += 1
+        elif c == 0x7E and data[pos + 1:pos + 2] == b"{":  # ~{n}: literal8
+            pos += 1
         elif c == 0x7B:  # {n}\r\n
             end = data.index(b"}", pos)
             length = int(data[pos + 1:end].rstrip(b"+"))
@@ -229,7 +234,7 @@ def fetch_attrs(resp):
     return {str(lst[i]).upper(): lst[i + 1] for i in range(0, len(lst) - 1, 2)}
 
 
-def digest_folder(c, raw_name):
+def digest_folder(c, raw_name, binary=False):
     c.command("EXAMINE", astring(raw_name))
     sizes = []
     for r in c.command("UID FETCH 1:* (UID RFC822.SIZE)"):
@@ -246,11 +251,12 @@ def digest_folder(c, raw_name):
             total += sizes[i][1]
             i += 1
         uidset = ",".join(str(u) for u in batch)
-        for r in c.command("UID FETCH %s (UID FLAGS INTERNALDATE BODY.PEEK[])" % uidset):
+        item = "BINARY" if binary else "BODY"
+        for r in c.command("UID FETCH %s (UID FLAGS INTERNALDATE %s.PEEK[])" % (uidset, item)):
             a = fetch_attrs(r)
-            if not a or "BODY[]" not in a:
+            if not a or item + "[]" not in a:
                 continue
-            body = as_bytes(a["BODY[]"]) or b""
+            body = as_bytes(a[item + "[]"]) or b""
             flags = sorted(str(f) for f in (a.get("FLAGS") or []) if str(f).lower() != "\\recent")
             msgs.append({
                 "sha256": hashlib.sha256(body).hexdigest(),
@@ -271,6 +277,7 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("--tls", action="store_true", help="implicit TLS (imaps)")
     ap.add_argument("--ca-file")
+    ap.add_argument("--binary", action="store_true", help="BINARY.PEEK[] instead of BODY.PEEK[]")
     a = ap.parse_args()
 
     c = Client(a.host, a.port, a.tls, a.ca_file)
@@ -279,6 +286,8 @@ def main():
     for r in c.command("CAPABILITY"):
         if len(r) > 1 and str(r[1]).upper() == "CAPABILITY":
             caps = {str(x).upper() for x in r[2:]}
+    if a.binary and "BINARY" not in caps:
+        raise ImapError("--binary: the server does not offer BINARY")
 
     sep = None
     for r in c.command('LIST "" ""'):
@@ -307,7 +316,7 @@ def main():
         folders[name] = {
             "special_use": sorted(x for x in attrs if x.lower() in SPECIAL_USE),
             "subscribed": raw in subscribed,
-            "messages": digest_folder(c, raw),
+            "messages": digest_folder(c, raw, a.binary),
         }
     try:
         c.command("LOGOUT")

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -16,31 +15,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    Cyrus, Digest, Dovecot, Others, Server, assert_same_mail, btsx, folder_map, json_lines,
-    parse_lines, summary,
+    Cyrus, Digest, Dovecot, Others, Server, assert_same_mail, digest_map, json_lines, parse_lines,
+    summary,
 };
 
 const USER: &str = "alice";
 
-/// `btsx migrate SRC DST --ca-file … --state S EXTRA…`, passwords in the environment.
 fn migrate_cmd(src: &dyn Server, dst: &dyn Server, state: &Path, extra: &[&str]) -> Command {
-    let mut c = btsx();
-    c.arg("migrate")
-        .arg(src.url(USER))
-        .arg(dst.url(USER))
-        .arg("--ca-file")
-        .arg(src.ca_file())
-        .arg("--state")
-        .arg(state)
-        .args(extra)
-        .env("BTSX_SRC_PASSWORD", src.password(USER))
-        .env("BTSX_DST_PASSWORD", dst.password(USER))
-        .env(
-            "XDG_STATE_HOME",
-            state.parent().unwrap_or(Path::new("/tmp")),
-        )
-        .stdin(Stdio::null());
-    c
+    support::migrate_cmd(src, dst, USER, state, extra)
 }
 
 fn migrate(src: &dyn Server, dst: &dyn Server, state: &Path, extra: &[&str]) -> Output {
@@ -63,22 +45,6 @@ fn migrate_ok(src: &dyn Server, dst: &dyn Server, state: &Path) -> Vec<Value> {
         dst.log()
     );
     json_lines(&out)
-}
-
-/// The summary's folder map with destination names as digest.py sees them: btsx may name a
-/// Cyrus folder without its personal namespace prefix (`Archive.2020` is `INBOX.Archive.2020`).
-fn digest_map(sum: &Value, dst: &Digest) -> HashMap<String, String> {
-    folder_map(sum)
-        .into_iter()
-        .map(|(s, d)| {
-            let full = if dst.folders.contains_key(&d) || d == "INBOX" {
-                d
-            } else {
-                format!("INBOX.{d}")
-            };
-            (s, full)
-        })
-        .collect()
 }
 
 fn total(d: &Digest) -> u64 {

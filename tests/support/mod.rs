@@ -302,6 +302,106 @@ macro_rules! impl_server {
 impl_server!(Dovecot, "Dovecot");
 impl_server!(Cyrus, "Cyrus");
 
+/// `btsx migrate SRC DST --ca-file … --state S EXTRA…` for `user` on both servers, passwords
+/// in the environment, XDG_STATE_HOME beside the state file.
+pub fn migrate_cmd(
+    src: &dyn Server,
+    dst: &dyn Server,
+    user: &str,
+    state: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut c = btsx();
+    c.arg("migrate")
+        .arg(src.url(user))
+        .arg(dst.url(user))
+        .arg("--ca-file")
+        .arg(src.ca_file())
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.password(user))
+        .env("BTSX_DST_PASSWORD", dst.password(user))
+        .env(
+            "XDG_STATE_HOME",
+            state.parent().unwrap_or(Path::new("/tmp")),
+        )
+        .stdin(Stdio::null());
+    c
+}
+
+/// A summary's folder map with destination names as digest.py spells them: btsx may name a
+/// Cyrus folder without its personal namespace prefix (`Archive.2020` is `INBOX.Archive.2020`).
+pub fn digest_map(summary: &Value, dst: &Digest) -> HashMap<String, String> {
+    folder_map(summary)
+        .into_iter()
+        .map(|(s, d)| {
+            let full = if dst.folders.contains_key(&d) || d == "INBOX" {
+                d
+            } else {
+                format!("INBOX.{d}")
+            };
+            (s, full)
+        })
+        .collect()
+}
+
+/// scripts/digest.py --binary: messages read with BINARY.PEEK[] (the stored bytes, NUL
+/// included) on a server that offers BINARY.
+pub fn digest_binary(server: &dyn Server, user: &str) -> Digest {
+    let out = run(python3()
+        .arg(script("digest.py"))
+        .arg("--binary")
+        .arg("--port")
+        .arg(server.imap_port().to_string())
+        .arg("--user")
+        .arg(user)
+        .arg("--password")
+        .arg(server.password(user))
+        .stdin(Stdio::null()));
+    assert!(
+        out.status.success(),
+        "digest.py --binary against {} failed: {}",
+        server.kind(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("digest.py printed bad JSON ({e})"))
+}
+
+/// Runs scripts/awkward.py against `server` (leaving out cases with a tag in `skip`);
+/// returns its JSON summary (`cases`, `folders`, `messages`, `bytes`, `refused`, `skipped`).
+pub fn awkward(server: &dyn Server, user: &str, skip: &[&str]) -> Value {
+    let mut cmd = python3();
+    cmd.arg(script("awkward.py"))
+        .arg("--port")
+        .arg(server.imap_port().to_string())
+        .arg("--user")
+        .arg(user)
+        .arg("--password")
+        .arg(server.password(user))
+        .stdin(Stdio::null());
+    for tag in skip {
+        cmd.arg("--skip").arg(tag);
+    }
+    let out = run(&mut cmd);
+    if !out.status.success() {
+        panic!(
+            "awkward.py against {} failed ({}):\n{}\n--- server log ---\n{}",
+            server.kind(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "awkward.py printed bad JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 /// `python3` for the helper scripts: $PYTHON if set, else /usr/bin/python3
 /// when present (version-manager shims cost ~0.3 s a call), else `python3`.
 pub fn python3() -> Command {
