@@ -9,6 +9,7 @@
 mod support;
 
 use std::fs::{self, File};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -97,7 +98,7 @@ fn cyrus_serves_the_classic_namespace() {
     assert_eq!(d.folders.keys().collect::<Vec<_>>(), ["INBOX"]);
     let t = c.imap(USER, &["NAMESPACE", "CAPABILITY"]);
     assert!(t.contains("* NAMESPACE ((\"INBOX.\" \".\"))"), "{t}");
-    assert!(t.contains("STARTTLS") || t.contains("IMAP4rev1"), "{t}");
+    assert!(t.contains("IMAP4rev1"), "{t}");
     let g = c.generate(USER, &["--seed", "5", "--messages", "30"]);
     let d = c.digest(USER);
     assert_eq!(g["messages"].as_u64(), Some(total(&d)));
@@ -105,6 +106,134 @@ fn cyrus_serves_the_classic_namespace() {
     assert!(d.folders.contains_key("INBOX.Entwürfe"), "{d:?}");
     assert!(!d.folders["INBOX.Old Mail"].subscribed);
     assert!(d.folders["INBOX.Drafts"].subscribed);
+}
+
+/// Pre-login capabilities on the plain port (STARTTLS must be offered there).
+fn greeting_capabilities(port: u16) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    let mut text = String::new();
+    r.read_line(&mut text).expect("greeting");
+    w.write_all(b"a CAPABILITY\r\na LOGOUT\r\n").expect("write");
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).expect("read") == 0 || line.starts_with("a OK LOGOUT") {
+            return text;
+        }
+        let done = line.starts_with("a ");
+        text.push_str(&line);
+        if done && text.contains("BYE") {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn cyrus_speaks_tls_and_starttls() {
+    let c = Cyrus::start_default();
+    assert!(greeting_capabilities(c.imap_port).contains("STARTTLS"));
+    c.generate(
+        USER,
+        &["--seed", "8", "--messages", "20", "--no-8bit-headers"],
+    );
+    // digest.py over imaps, the certificate checked against the fixtures' CA.
+    let out = support::python3()
+        .arg(support::script("digest.py"))
+        .args(["--host", "localhost", "--tls", "--ca-file"])
+        .arg(&c.ca_file)
+        .args(["--port", &c.imaps_port.to_string()])
+        .args(["--user", USER, "--password", &c.password(USER)])
+        .output()
+        .expect("run digest.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let over_tls: Digest = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(over_tls, c.digest(USER));
+    // btsx reads a Cyrus source through STARTTLS.
+    let dst = Dovecot::destination();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = support::btsx()
+        .arg("migrate")
+        .arg(c.starttls_url(USER))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&c.ca_file)
+        .arg("--state")
+        .arg(tmp.path().join("job.json"))
+        .arg("--json")
+        .env("BTSX_SRC_PASSWORD", c.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env("XDG_STATE_HOME", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(summary(&json_lines(&out))["messages_copied"], 20);
+}
+
+#[test]
+fn cyrus_stops_on_drop_and_when_its_owner_is_gone() {
+    let (port, dir) = {
+        let c = Cyrus::start_default();
+        assert!(TcpStream::connect(("127.0.0.1", c.imap_port)).is_ok());
+        (c.imap_port, c.dir.clone())
+    };
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(!dir.exists());
+
+    // The watchdog: an instance owned by a process that dies stops by itself.
+    let tmp = tempfile::Builder::new()
+        .prefix("btsx-cyrus-owner-")
+        .tempdir()
+        .expect("tmp");
+    let mut owner = Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    let out = Command::new("bash")
+        .arg(support::script("cyrus-server.sh"))
+        .arg("start")
+        .arg(tmp.path().join("srv"))
+        .arg("--owner-pid")
+        .arg(owner.id().to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("cyrus-server.sh start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let port: u16 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("IMAP_PORT="))
+        .and_then(|p| p.parse().ok())
+        .expect("IMAP_PORT");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    owner.kill().expect("kill owner");
+    owner.wait().expect("reap owner");
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "Cyrus still serves 30 s after its owner died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[should_panic(expected = "cyrus-server.sh start failed")]
+fn cyrus_that_cannot_start_fails_the_test() {
+    let _c = Cyrus::start(&[], Some("tls_server_cert: /nonexistent/cert.pem\n"));
 }
 
 #[test]
