@@ -107,8 +107,11 @@ cmd_install() {
         tmp=$(mktemp -d)
         chmod 0755 "$tmp"
         chown _apt "$tmp" 2>/dev/null || true # apt's sandbox user writes the download here
-        (cd "$tmp" && apt-get download "cyrus-imapd=$v") ||
-            die "cannot download cyrus-imapd=$v (apt-get update first?)"
+        if ! (cd "$tmp" && apt-get download "cyrus-imapd=$v"); then
+            # package lists may be missing or stale (images often drop them)
+            apt-get update
+            (cd "$tmp" && apt-get download "cyrus-imapd=$v") || die "cannot download cyrus-imapd=$v"
+        fi
         mkdir -p "$dest"
         dpkg -x "$tmp"/cyrus-imapd_*.deb "$dest"
         rm -rf "$tmp"
