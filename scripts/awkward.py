@@ -31,7 +31,9 @@ listed under "refused"; --skip TAG leaves out every case with that tag
 The same arguments against the same kind of server always produce the same
 mailbox. Prints one JSON line:
   {"cases": n, "folders": n, "messages": n, "bytes": n,
-   "refused": ["case-id", ...], "skipped": ["case-id", ...]}
+   "refused": ["case-id", ...], "skipped": ["case-id", ...],
+   "unsupported": ["case-id", ...]}
+("unsupported": a name component holding the server's own separator.)
 """
 
 import argparse
@@ -83,6 +85,8 @@ NAMES = [
     ("name-punct", {"cyrus-refuses"}, "a,b;c:d=e+f!g@h'i"),
     ("name-digits", set(), "2024"),
     ("name-unsubscribed", {"unsubscribed"}, "Not subscribed"),
+    # one name component holding '/': only on servers whose separator is not '/'
+    ("name-slash-inside", set(), ("with/slash",)),
 ]
 
 HUGE_HEADER = b"".join(
@@ -167,6 +171,16 @@ DATES = [
 ]
 
 
+def wire(srv, folder):
+    """Server mailbox name of a folder: a path with '/' as the hierarchy, or a
+    tuple of name components (None if a component holds the separator)."""
+    if isinstance(folder, str):
+        return srv.wire_name(folder)
+    if any(srv.sep and srv.sep in c for c in folder):
+        return None
+    return genmail.quote(genmail.mutf7(srv.prefix + (srv.sep or "/").join(folder)))
+
+
 def cases():
     """Every case as (id, tags, folder, message bytes or None, flags, date)."""
     out = []
@@ -193,25 +207,27 @@ def main():
     all_cases = cases()
     if a.list:
         for cid, tags, folder, _m, _f, _d in all_cases:
-            print("%-28s %-24s %s" % (cid, ",".join(sorted(tags)) or "-", folder))
+            shown = folder if isinstance(folder, str) else "(%s)" % ", ".join(folder)
+            print("%-28s %-24s %s" % (cid, ",".join(sorted(tags)) or "-", shown))
         return
     if a.port is None or a.user is None or a.password is None:
         ap.error("--port, --user and --password are required")
 
     srv = genmail.Server(a.host, a.port, a.user, a.password)
     m = srv.m
-    stats = {"cases": 0, "folders": 0, "messages": 0, "bytes": 0, "refused": [], "skipped": []}
+    stats = {"cases": 0, "folders": 0, "messages": 0, "bytes": 0, "refused": [], "skipped": [],
+             "unsupported": []}
     created = {}  # folder -> True (usable) / False (refused)
 
     def ensure(folder, cid, subscribe):
         if folder in created:
             return created[folder]
         ok = True
-        if folder.upper() != "INBOX":
-            typ, data = m.create(srv.wire_name(folder))
+        if folder != "INBOX":
+            typ, data = m.create(wire(srv, folder))
             ok = typ == "OK" or b"ALREADYEXISTS" in b" ".join(d or b"" for d in data)
             if ok and subscribe:
-                m.subscribe(srv.wire_name(folder))
+                m.subscribe(wire(srv, folder))
         created[folder] = ok
         if ok:
             stats["folders"] += 1
@@ -221,11 +237,14 @@ def main():
         if tags & set(a.skip):
             stats["skipped"].append(cid)
             continue
+        if wire(srv, folder) is None:
+            stats["unsupported"].append(cid)
+            continue
         stats["cases"] += 1
         if not ensure(folder, cid, "unsubscribed" not in tags):
             stats["refused"].append(cid)
             continue
-        args = [srv.wire_name(folder)]
+        args = [wire(srv, folder)]
         if flags:
             args.append("(" + " ".join(flags) + ")")
         args.append(date)

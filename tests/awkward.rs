@@ -1,4 +1,4 @@
-//! Awkward mailboxes (scripts/awkward.py: 70 cases of folder names, message forms, flags
+//! Awkward mailboxes (scripts/awkward.py: 71 cases of folder names, message forms, flags
 //! and dates) migrated Dovecot→Dovecot, Dovecot→Cyrus and Cyrus→Dovecot, checked by the
 //! independent reader scripts/digest.py.
 //!
@@ -106,6 +106,11 @@ fn generator_has_at_least_60_cases_and_dovecot_takes_them_all() {
     let g = awkward(&src, USER, &[]);
     assert!(g["cases"].as_u64() >= Some(60), "{g}");
     assert_eq!(strings(&g["refused"]), BTreeSet::new(), "{g}");
+    // A name component holding '/' cannot exist where '/' is the separator.
+    assert_eq!(
+        strings(&g["unsupported"]),
+        BTreeSet::from(["name-slash-inside".to_string()])
+    );
     let d = src.digest(USER);
     assert_eq!(count(&d), g["messages"].as_u64().expect("messages"));
     for name in [
@@ -264,6 +269,7 @@ fn awkward_cyrus_to_dovecot() {
         "name-brackets",
         "name-literal-look",
         "name-punct",
+        "name-slash-inside",
         "form-nul",
         "form-bare-lf",
         "form-mixed-eol",
@@ -276,4 +282,8 @@ fn awkward_cyrus_to_dovecot() {
     let (src_digest, _, _) = lossless(&src, &dst);
     // The source holds what Cyrus made of the 8-bit headers and the 1970 date: copied as is.
     assert!(count(&src_digest) >= 55, "{}", count(&src_digest));
+    drop(dst);
+    // Again into a destination whose separator is '/'.
+    let slash = Dovecot::source();
+    lossless(&src, &slash);
 }
