@@ -25,7 +25,8 @@ listed under "refused"; --skip TAG leaves out every case with that tag
   epoch-date   INTERNALDATE in or before 1970 (Cyrus replaces it)
   pre-epoch    INTERNALDATE before 1970 (Cyrus refuses it)
   far-future   INTERNALDATE from 2038 on (Dovecot 2.3 replaces it)
-  bare-eol   bare LF or bare CR line ends
+  bare-eol   bare LF line ends (Cyrus refuses them)
+  bare-cr    a bare CR in the body
   unsubscribed  the one unsubscribed folder
   cyrus-refuses  other names Cyrus refuses ('[', '{', '!', ...)
 The same arguments against the same kind of server always produce the same
@@ -110,7 +111,7 @@ MULTIPART = (
 FORMS = [
     ("form-nul", {"nul"}, lambda: msg("NUL bytes", "nul", b"before\x00after\r\n\x00\x00\r\n")),
     ("form-bare-lf", {"bare-eol"}, lambda: msg("bare LF", "bare-lf", b"line one\nline two\n", eol=b"\n")),
-    ("form-bare-cr", {"bare-eol"}, lambda: msg("bare CR", "bare-cr", b"one\rtwo\r\nthree\r\n")),
+    ("form-bare-cr", {"bare-cr"}, lambda: msg("bare CR", "bare-cr", b"one\rtwo\r\nthree\r\n")),
     ("form-mixed-eol", {"bare-eol"}, lambda: msg("mixed line ends", "mixed-eol", b"crlf\r\nlf\ncr\rend\r\n")),
     ("form-no-final-newline", set(), lambda: msg("no final newline", "no-final-nl", b"ends here")),
     ("form-8bit-header-utf8", {"8bit-header"},
