@@ -88,6 +88,13 @@ fn lossless(
     let targets: BTreeSet<&String> = map.values().collect();
     assert_eq!(targets.len(), map.len(), "{what}: {map:?}");
 
+    // btsx verify agrees.
+    let (code, events) = support::verify_json(src, dst, USER);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(code, Some(0), "{what}: verify: {v}");
+    assert_eq!(v["missing"], 0, "{what}: {v}");
+    assert_eq!(v["source_messages"].as_u64(), Some(n), "{what}: {v}");
+
     let again = migrate(src, dst, &state);
     assert_eq!(again.status.code(), Some(0), "{what}: re-run");
     let events = json_lines(&again);
@@ -252,6 +259,11 @@ fn awkward_dovecot_to_cyrus_refused_names() {
         &map,
         Others::Ignored,
     );
+    // btsx verify: the refused folders' mail is missing (exit 8), nothing else.
+    let (code, events) = support::verify_json(&src, &dst, USER);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(code, Some(8), "{v}\n{events:#?}");
+    assert_eq!(v["missing"].as_u64(), Some(refused.len() as u64), "{v}");
 }
 
 #[test]

@@ -77,6 +77,18 @@ fn lossless_round(src: &dyn Server, dst: &dyn Server) {
         Others::Empty,
     );
     assert_eq!(src.digest(USER), src_digest, "source unchanged");
+    // btsx verify agrees.
+    let (code, events) = support::verify_json(src, dst, USER);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(
+        code,
+        Some(0),
+        "{} → {}: verify: {v}",
+        src.kind(),
+        dst.kind()
+    );
+    assert_eq!(v["missing"], 0, "{v}");
+    assert_eq!(v["source_messages"].as_u64(), Some(n), "{v}");
 
     // Again with the state: nothing to copy.
     let events = migrate_ok(src, dst, &state);

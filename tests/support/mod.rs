@@ -330,6 +330,26 @@ pub fn migrate_cmd(
     c
 }
 
+/// `btsx verify SRC DST --ca-file … --json` for `user`; returns (exit code, events). The
+/// `verify_summary` must be the last event.
+pub fn verify_json(src: &dyn Server, dst: &dyn Server, user: &str) -> (Option<i32>, Vec<Value>) {
+    let out = btsx()
+        .arg("verify")
+        .arg(src.url(user))
+        .arg(dst.url(user))
+        .arg("--ca-file")
+        .arg(src.ca_file())
+        .arg("--json")
+        .env("BTSX_SRC_PASSWORD", src.password(user))
+        .env("BTSX_DST_PASSWORD", dst.password(user))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx verify");
+    let events = json_lines(&out);
+    last_event(&events, "verify_summary");
+    (out.status.code(), events)
+}
+
 /// A summary's folder map with destination names as digest.py spells them: btsx may name a
 /// Cyrus folder without its personal namespace prefix (`Archive.2020` is `INBOX.Archive.2020`).
 pub fn digest_map(summary: &Value, dst: &Digest) -> HashMap<String, String> {
