@@ -22,8 +22,10 @@ listed under "refused"; --skip TAG leaves out every case with that tag
   space      leading or trailing space in a name
   nul        NUL bytes in the message (needs BINARY to be copied byte-exact)
   8bit-header  raw 8-bit bytes in a header (Cyrus rewrites them to 'X')
-  epoch-date   INTERNALDATE in or before 1970 (Cyrus replaces it)
-  pre-epoch    INTERNALDATE before 1970 (Cyrus refuses it)
+  epoch-date   INTERNALDATE at or before the epoch (Cyrus replaces the epoch
+               by the APPEND time, refuses 1969, wraps 1970 dates that are
+               before the epoch in UTC to 2106)
+  pre-epoch    INTERNALDATE before the epoch
   far-future   INTERNALDATE from 2038 on (Dovecot 2.3 replaces it)
   bare-eol   bare LF line ends (Cyrus refuses them)
   bare-cr    a bare CR in the body
@@ -159,6 +161,7 @@ FLAGS = [
 DATES = [
     ("date-epoch", {"epoch-date"}, '"01-Jan-1970 00:00:00 +0000"'),
     ("date-pre-epoch", {"epoch-date", "pre-epoch"}, '"31-Dec-1969 23:00:00 +0000"'),
+    ("date-tz-before-epoch", {"epoch-date", "pre-epoch"}, '"01-Jan-1970 00:30:00 +0100"'),
     ("date-1980", set(), '"15-Jun-1980 12:34:56 +0200"'),
     ("date-y2k-eve", set(), '"31-Dec-1999 23:59:59 -0800"'),
     ("date-leap-day", set(), '"29-Feb-2024 12:00:00 +0000"'),

@@ -1,7 +1,7 @@
 //! Private Cyrus IMAP instances (scripts/cyrus-server.sh): the suite's second real server.
 //! Classic namespace: personal folders are `INBOX.name`, the separator is '.'.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
@@ -183,10 +183,6 @@ impl Cyrus {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
