@@ -29,6 +29,8 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a saved or running job from its state file, or every job in a state directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -135,11 +137,24 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'btsx;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'btsx;man' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Print the page''s file name (btsx-migrate.1) instead of the page')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'btsx;help' {
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Copy every folder and message from SRC to DST')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a saved or running job from its state file, or every job in a state directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -153,6 +168,12 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             break
         }
         'btsx;help;status' {
+            break
+        }
+        'btsx;help;completions' {
+            break
+        }
+        'btsx;help;man' {
             break
         }
         'btsx;help;help' {
