@@ -228,19 +228,10 @@ fn make_sink(
     let main: Box<dyn Sink> = if json {
         Box::new(JsonSink::new(std::io::stdout()))
     } else {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let tty = std::io::stderr().is_terminal();
-        let color = match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
-        Box::new(HumanSink::new(HumanOptions {
-            bars: tty && !no_color,
-            color,
-            quiet,
-            verbose,
-        }))
+        let d = crate::render::display(color, std::io::stderr().is_terminal());
+        Box::new(HumanSink::new(HumanOptions::new(
+            d.bars, d.color, quiet, verbose,
+        )))
     };
     let Some(path) = events_file else {
         return Ok(Arc::from(main));
@@ -647,12 +638,7 @@ fn batch(args: BatchArgs) -> i32 {
     use crate::batch;
     use crate::event::{BatchSummary, RowError, RunStatus};
     let started = std::time::Instant::now();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stderr().is_terminal() && !no_color,
-    };
+    let color = crate::render::display(args.color, std::io::stderr().is_terminal()).color;
     let json = args
         .json
         .then(|| Arc::new(JsonSink::new(std::io::stdout())));
@@ -730,7 +716,17 @@ fn batch(args: BatchArgs) -> i32 {
         .state_dir
         .clone()
         .unwrap_or_else(|| state::base_dir().join("batch"));
-    let view = crate::render::batch::BatchView::new(rows.len(), color, args.quiet);
+    // Running the same command again continues the batch (each account from its state file).
+    let again = std::iter::once("btsx".to_string())
+        .chain(
+            std::env::args()
+                .skip(1)
+                .map(|a| crate::render::shell_quote(&a)),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let view =
+        crate::render::batch::BatchView::new(rows.len(), color, args.quiet).with_resume(again);
     let top: Arc<dyn Sink> = match &json {
         Some(j) => j.clone(),
         None => view.clone(),

@@ -124,3 +124,66 @@ mod tests {
         );
     }
 }
+
+/// What the human display may use on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Display {
+    pub bars: bool,
+    pub color: bool,
+}
+
+/// The color rules: `--color always|never` decide; `auto` colors a terminal unless NO_COLOR
+/// is set (not empty) or TERM=dumb. Bars need a terminal that is not TERM=dumb; NO_COLOR
+/// keeps them, uncolored.
+pub fn display(choice: crate::cli::ColorChoice, stderr_is_terminal: bool) -> Display {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    display_for(choice, stderr_is_terminal, no_color, dumb)
+}
+
+fn display_for(
+    choice: crate::cli::ColorChoice,
+    terminal: bool,
+    no_color: bool,
+    dumb: bool,
+) -> Display {
+    use crate::cli::ColorChoice;
+    Display {
+        bars: terminal && !dumb,
+        color: match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && !no_color && !dumb,
+        },
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+    use crate::cli::ColorChoice::{Always, Auto, Never};
+
+    #[test]
+    fn color_rules() {
+        let d = |c, t, n, dumb| {
+            let d = display_for(c, t, n, dumb);
+            (d.bars, d.color)
+        };
+        assert_eq!(d(Auto, true, false, false), (true, true));
+        assert_eq!(d(Never, true, false, false), (true, false));
+        assert_eq!(
+            d(Auto, true, true, false),
+            (true, false),
+            "NO_COLOR keeps bars"
+        );
+        assert_eq!(
+            d(Auto, true, false, true),
+            (false, false),
+            "TERM=dumb: plain"
+        );
+        assert_eq!(d(Auto, false, false, false), (false, false));
+        assert_eq!(d(Always, false, true, false), (false, true));
+    }
+}
+#[cfg(test)]
+mod golden;
