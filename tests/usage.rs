@@ -284,3 +284,143 @@ fn completions_and_man_pages_print_what_is_checked_in() {
         }
     }
 }
+
+/// A state file as btsx writes it, with one folder, in `status`.
+fn state_file(dir: &std::path::Path, name: &str, status: &str) -> std::path::PathBuf {
+    let ep = |host: &str| serde_json::json!({"user": "alice", "host": host, "port": 993, "security": "tls"});
+    let v = serde_json::json!({
+        "version": 1, "tool": "btsx",
+        "job": {"source": ep("old.invalid"), "destination": ep("new.invalid"), "folder_map": [],
+                "max_size": null, "include": [], "exclude": [], "since": null, "before": null},
+        "status": status,
+        "created": "2026-01-01T00:00:00Z", "updated": "2026-01-01T00:00:00Z",
+        "folders": {"Lists/rust": {
+            "source": "Lists/rust", "destination": "Lists.rust", "uid_validity": 7, "last_uid": 40,
+            "dest_uid_validity": 9, "dest_uid_next": 41, "messages": 50, "copied": 38,
+            "skipped": 1, "failed": 1, "bytes": 4096, "status": "interrupted", "failures": []
+        }},
+    });
+    let path = dir.join(name);
+    std::fs::write(&path, v.to_string()).unwrap();
+    path
+}
+
+/// Field names of the tables under `heading` in docs/events.md (up to the next heading).
+fn documented_fields(heading: &str) -> (Vec<String>, Vec<String>) {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/events.md")).unwrap();
+    let at = doc.find(heading).expect("heading in docs/events.md");
+    let section = &doc[at..];
+    let end = section[heading.len()..]
+        .find("\n#")
+        .map_or(section.len(), |i| i + heading.len());
+    let mut tables: Vec<Vec<String>> = vec![Vec::new()];
+    for line in section[..end].lines() {
+        if let Some(rest) = line.strip_prefix("| `") {
+            let name = &rest[..rest.find('`').unwrap()];
+            tables.last_mut().unwrap().push(name.to_string());
+        } else if line.starts_with("Each entry") {
+            tables.push(Vec::new());
+        }
+    }
+    let mut it = tables.into_iter();
+    (it.next().unwrap_or_default(), it.next().unwrap_or_default())
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn status_exit_codes_and_documented_json() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (saved, code, shown) in [
+        ("complete", 0, "complete"),
+        ("interrupted", 11, "interrupted"),
+        ("running", 11, "interrupted"), // saved as running, but nobody holds the lock
+        ("partial", 12, "partial"),
+        ("error", 12, "error"),
+    ] {
+        let f = state_file(tmp.path(), &format!("{saved}.json"), saved);
+        let out = btsx().arg("status").arg(&f).arg("--json").output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{saved}");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(v["status"], shown);
+        assert_eq!(v["exit_code"], code);
+        let (mut job, mut folder) = documented_fields("### The job (`btsx status FILE --json`)");
+        job.sort();
+        folder.sort();
+        assert_eq!(keys(&v), job, "status --json: emitted vs documented");
+        assert_eq!(keys(&v["folders"][0]), folder, "status --json folders");
+        assert_eq!(v["folders"][0]["done"], 40);
+        let human = btsx().arg("status").arg(&f).output().unwrap();
+        assert_eq!(human.status.code(), Some(code), "{saved}");
+        let text = String::from_utf8_lossy(&human.stdout);
+        assert!(text.contains("Lists/rust → Lists.rust"), "{text}");
+        if code == 0 {
+            assert!(v["resume"].is_null());
+            assert!(!text.contains("--resume"), "{text}");
+        } else {
+            let want = format!("btsx migrate --resume {}", f.display());
+            assert_eq!(v["resume"].as_str(), Some(want.as_str()));
+            assert!(text.trim_end().ends_with(&want), "{text}");
+        }
+    }
+    // A directory: 0 only when every job is complete.
+    let out = btsx()
+        .arg("status")
+        .arg(tmp.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit_code"], 12);
+    assert_eq!(v["accounts"], 5);
+}
+
+/// A reader that went away (`btsx status F | head -1`): no panic, nothing on stderr.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = state_file(tmp.path(), "done.json", "complete");
+    for json in [false, true] {
+        let mut c = btsx();
+        c.arg("status").arg(&f);
+        if json {
+            c.arg("--json");
+        }
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The same through a shell pipeline, as people type it.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} status '{}' | head -1",
+            env!("CARGO_BIN_EXE_btsx"),
+            f.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
