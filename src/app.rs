@@ -122,9 +122,9 @@ fn command_line_error(e: clap::Error) -> i32 {
                 _ => "an argument".to_string(),
             };
             if command == "migrate" {
-                format!("missing {missing}: give SRC and DST, or --resume FILE")
+                format!("required {missing} not given: give SRC and DST, or --resume FILE")
             } else {
-                format!("missing {missing}")
+                format!("required {missing} not given")
             }
         }
         _ => one_line(&e.render().to_string()),

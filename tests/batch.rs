@@ -924,7 +924,11 @@ src,dst,src_password_file,dst_password_file
     let strict = place.batch(&csv, &["--strict", "--json"]);
     strict.expect_code(2);
     assert!(
-        !strict.events.iter().any(|e| e["type"] == "start"),
+        // The batch's own start (no "job") frames the error; no account starts.
+        !strict
+            .events
+            .iter()
+            .any(|e| e["type"] == "start" && e.get("job").is_some()),
         "no account started: {:#?}",
         strict.events
     );
@@ -1208,7 +1212,17 @@ fn shards_split_rows_stably_and_match_the_env_index() {
         }
         let r = place.run(c);
         r.expect_code(2);
-        assert!(!r.events.iter().any(|e| e["type"] == "start"), "{extra:?}");
+        // Framed by the batch's own start (no "job"); no account starts.
+        assert!(
+            !r.events
+                .iter()
+                .any(|e| e["type"] == "start" && e.get("job").is_some()),
+            "{extra:?}"
+        );
+        assert_eq!(
+            r.events.last().map(|e| &e["type"]),
+            Some(&Value::from("batch_summary"))
+        );
     }
     // --shard-from-env needs --shards (a command-line error).
     let r = place.run(place.batch_cmd(&csv, &["--shard-from-env", "JOB_COMPLETION_INDEX"]));
