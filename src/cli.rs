@@ -348,6 +348,8 @@ impl Cli {
     /// What no single value parser can see: options that contradict each other.
     pub fn check(&self) -> Result<(), clap::Error> {
         let (filters, src, dst) = match &self.command {
+            // With --resume the job comes from the file; SRC/DST only have to agree with it.
+            Command::Migrate(a) if a.resume.is_some() => (&a.filters, None, None),
             Command::Migrate(a) => (&a.filters, a.src.as_ref(), a.dst.as_ref()),
             Command::Verify(a) => (&a.filters, Some(&a.src), Some(&a.dst)),
             _ => return Ok(()),

@@ -1219,7 +1219,7 @@ fn bad_state_files_are_refused_and_left_alone() {
         assert!(
             h.stderr
                 .lines()
-                .any(|l| l.contains("Error") && l.contains(&shown) && l.contains(want)),
+                .any(|l| l.starts_with("error: ") && l.contains(&shown) && l.contains(want)),
             "{name}: {}",
             h.stderr
         );
