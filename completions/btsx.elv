@@ -66,7 +66,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --yes 'Do not ask before --delete-source (needed when stdin is not a terminal)'
             cand -v 'More detail: protocol-level steps (never secrets)'
             cand --verbose 'More detail: protocol-level steps (never secrets)'
-            cand --json 'JSON lines on stdout instead of the human display (schema: docs/events.md)'
+            cand --json 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')'
             cand -q 'Only errors and the summary on stderr'
             cand --quiet 'Only errors and the summary on stderr'
             cand -h 'Print help'

@@ -68,7 +68,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folders-only -d 'C
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l delete-source -d 'After each folder, delete from the source the messages the destination confirmed'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l yes -d 'Do not ask before --delete-source (needed when stdin is not a terminal)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s v -l verbose -d 'More detail: protocol-level steps (never secrets)'
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l json -d 'JSON lines on stdout instead of the human display (schema: docs/events.md)'
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l json -d 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in \'btsx man migrate\')'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s q -l quiet -d 'Only errors and the summary on stderr'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s h -l help -d 'Print help'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l src-password-file -d 'Read the source password from this file (first line)' -r -F

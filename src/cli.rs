@@ -220,7 +220,7 @@ pub struct MigrateArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// JSON lines on stdout instead of the human display (schema: docs/events.md).
+    /// JSON lines on stdout instead of the human display (schema: JSON EVENTS in 'btsx man migrate').
     #[arg(long)]
     pub json: bool,
     /// Only errors and the summary on stderr.
