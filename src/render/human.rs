@@ -221,9 +221,18 @@ impl HumanSink {
         self.line(st, format!("{} {}", self.bad.apply_to("✗"), text.as_ref()));
     }
 
-    /// Folder labels on the bars: as wide as the terminal allows next to a 30-column bar.
+    /// Bars: 30 columns on a wide terminal, 20 on a narrow one.
+    fn bar_width(&self) -> usize {
+        if self.opts.width >= 100 { 30 } else { 20 }
+    }
+
+    /// Folder labels on the bars: as wide as the terminal allows beside the bar and the
+    /// overall line's counters (so that line does not wrap).
     fn label_width(&self) -> usize {
-        self.opts.width.saturating_sub(52).clamp(12, 40)
+        self.opts
+            .width
+            .saturating_sub(self.bar_width() + 45)
+            .clamp(10, 40)
     }
 
     fn start_bars(&self, st: &mut State, total: u64) {
@@ -261,15 +270,15 @@ impl HumanSink {
     /// Bar templates carry no style at all without color (indicatif would color them on a
     /// terminal whatever `--color` says).
     fn overall_style(&self, good: bool) -> ProgressStyle {
-        let w = self.label_width();
+        let (w, b) = (self.label_width(), self.bar_width());
         let template = if self.opts.color {
             let color = if good { "green" } else { "red" };
             format!(
-                "{{prefix:>{w}.bold}} [{{bar:30.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
+                "{{prefix:>{w}.bold}} [{{bar:{b}.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
             )
         } else {
             format!(
-                "{{prefix:>{w}}} [{{bar:30}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
+                "{{prefix:>{w}}} [{{bar:{b}}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
             )
         };
         ProgressStyle::with_template(&template)
@@ -278,11 +287,11 @@ impl HumanSink {
     }
 
     fn folder_style(&self) -> ProgressStyle {
-        let w = self.label_width();
+        let (w, b) = (self.label_width(), self.bar_width());
         let template = if self.opts.color {
-            format!("{{prefix:>{w}.dim}} [{{bar:30.cyan/white}}] {{pos}}/{{len}} {{msg}}")
+            format!("{{prefix:>{w}.dim}} [{{bar:{b}.cyan/white}}] {{pos}}/{{len}} {{msg}}")
         } else {
-            format!("{{prefix:>{w}}} [{{bar:30}}] {{pos}}/{{len}} {{msg}}")
+            format!("{{prefix:>{w}}} [{{bar:{b}}}] {{pos}}/{{len}} {{msg}}")
         };
         ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
