@@ -366,6 +366,11 @@ fn an_early_error_is_one_line() {
     sink.emit(&start(false));
     sink.emit(&conn(Side::Source, ConnState::Connecting, None));
     sink.emit(&conn(Side::Destination, ConnState::Connecting, None));
+    sink.emit(&conn(
+        Side::Destination,
+        ConnState::Reconnecting,
+        Some("timed out"),
+    ));
     sink.emit(&conn(Side::Destination, ConnState::Failed, Some(reason)));
     let message = format!("destination server: {reason}");
     sink.emit(&Event::Error {

@@ -590,6 +590,16 @@ impl Sink for HumanSink {
                         self.ok_line(st, format!("Authenticated on {who} server: {host}"))
                     }
                     ConnState::Authenticating => {}
+                    // Before the run gets going a retry is part of connecting: the spinner
+                    // says so, and an early error stays one line.
+                    ConnState::Reconnecting if st.pending.is_some() => {
+                        if let Some(sp) = &st.spinner {
+                            sp.set_message(format!(
+                                "Connecting to {who} server {host} again ({})…",
+                                reason.as_deref().unwrap_or("unknown reason")
+                            ));
+                        }
+                    }
                     ConnState::Reconnecting => self.warn_line(
                         st,
                         format!(
