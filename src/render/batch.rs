@@ -1,5 +1,6 @@
 //! The display for `btsx batch`: one line per account event that matters, a periodic overall
-//! line (accounts done/total, messages, bytes, rate, ETA), and a per-account table at the end.
+//! line at most every 10 s (accounts done/total, messages, percent, bytes, rate, ETA), and a
+//! per-account table at the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -149,7 +150,7 @@ impl BatchView {
                 let a = st.running.entry(job.to_string()).or_default();
                 a.done = *overall_done;
                 a.bytes = *overall_bytes;
-                if !self.quiet && st.last_line.elapsed() >= Duration::from_secs(2) {
+                if !self.quiet && st.last_line.elapsed() >= Duration::from_secs(10) {
                     st.last_line = Instant::now();
                     let text = self.overall(&st);
                     self.line(format!("{} {text}", self.arrow.apply_to("→")));
