@@ -29,6 +29,8 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a saved or running job from its state file, or every job in a state directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -68,7 +70,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask before --delete-source (needed when stdin is not a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout instead of the human display (schema: docs/events.md)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors and the summary on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors and the summary on stderr')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -135,11 +137,24 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'btsx;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'btsx;man' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Print the page''s file name (btsx-migrate.1) instead of the page')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'btsx;help' {
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Copy every folder and message from SRC to DST')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra')
             [CompletionResult]::new('batch', 'batch', [CompletionResultType]::ParameterValue, 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show a saved or running job from its state file, or every job in a state directory')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -153,6 +168,12 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             break
         }
         'btsx;help;status' {
+            break
+        }
+        'btsx;help;completions' {
+            break
+        }
+        'btsx;help;man' {
             break
         }
         'btsx;help;help' {

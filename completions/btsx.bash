@@ -19,8 +19,14 @@ _btsx() {
             btsx,batch)
                 cmd="btsx__subcmd__batch"
                 ;;
+            btsx,completions)
+                cmd="btsx__subcmd__completions"
+                ;;
             btsx,help)
                 cmd="btsx__subcmd__help"
+                ;;
+            btsx,man)
+                cmd="btsx__subcmd__man"
                 ;;
             btsx,migrate)
                 cmd="btsx__subcmd__migrate"
@@ -34,8 +40,14 @@ _btsx() {
             btsx__subcmd__help,batch)
                 cmd="btsx__subcmd__help__subcmd__batch"
                 ;;
+            btsx__subcmd__help,completions)
+                cmd="btsx__subcmd__help__subcmd__completions"
+                ;;
             btsx__subcmd__help,help)
                 cmd="btsx__subcmd__help__subcmd__help"
+                ;;
+            btsx__subcmd__help,man)
+                cmd="btsx__subcmd__help__subcmd__man"
                 ;;
             btsx__subcmd__help,migrate)
                 cmd="btsx__subcmd__help__subcmd__migrate"
@@ -53,7 +65,7 @@ _btsx() {
 
     case "${cmd}" in
         btsx)
-            opts="-h -V --help --version migrate verify batch status help"
+            opts="-h -V --help --version migrate verify batch status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,8 +148,22 @@ _btsx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        btsx__subcmd__completions)
+            opts="-h --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         btsx__subcmd__help)
-            opts="migrate verify batch status help"
+            opts="migrate verify batch status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,7 +190,35 @@ _btsx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        btsx__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         btsx__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        btsx__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -209,6 +263,20 @@ _btsx() {
         btsx__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        btsx__subcmd__man)
+            opts="-h --name --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -26,6 +26,8 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand verify 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra'
             cand batch 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines'
             cand status 'Show a saved or running job from its state file, or every job in a state directory'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)'
+            cand man 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'btsx;migrate'= {
@@ -64,7 +66,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --yes 'Do not ask before --delete-source (needed when stdin is not a terminal)'
             cand -v 'More detail: protocol-level steps (never secrets)'
             cand --verbose 'More detail: protocol-level steps (never secrets)'
-            cand --json 'JSON lines on stdout instead of the human display (schema: docs/events.md)'
+            cand --json 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')'
             cand -q 'Only errors and the summary on stderr'
             cand --quiet 'Only errors and the summary on stderr'
             cand -h 'Print help'
@@ -127,11 +129,22 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'btsx;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'btsx;man'= {
+            cand --name 'Print the page''s file name (btsx-migrate.1) instead of the page'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'btsx;help'= {
             cand migrate 'Copy every folder and message from SRC to DST'
             cand verify 'Compare SRC and DST folder by folder: what is missing in the destination, what is extra'
             cand batch 'Migrate many mailboxes listed in a CSV file, several at once; shardable across machines'
             cand status 'Show a saved or running job from its state file, or every job in a state directory'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish)'
+            cand man 'Print a man page (roff): btsx, or a subcommand''s (migrate, verify, …)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'btsx;help;migrate'= {
@@ -141,6 +154,10 @@ set edit:completion:arg-completer[btsx] = {|@words|
         &'btsx;help;batch'= {
         }
         &'btsx;help;status'= {
+        }
+        &'btsx;help;completions'= {
+        }
+        &'btsx;help;man'= {
         }
         &'btsx;help;help'= {
         }

@@ -1,5 +1,6 @@
 //! Regenerates the shell completions in `completions/` and the man pages in `man/` from the
-//! clap definition in `src/cli.rs`:
+//! clap definition in `src/cli.rs` (through `src/docs.rs`, which `btsx completions` and
+//! `btsx man` also use):
 //!
 //! ```sh
 //! cargo run --example gen_docs            # write the files
@@ -11,44 +12,21 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
-use clap_complete::Shell;
-
-/// The shells we ship completions for, with their file names under `completions/`.
-pub const SHELLS: [(Shell, &str); 5] = [
-    (Shell::Bash, "btsx.bash"),
-    (Shell::Zsh, "_btsx"),
-    (Shell::Fish, "btsx.fish"),
-    (Shell::PowerShell, "_btsx.ps1"),
-    (Shell::Elvish, "btsx.elv"),
-];
-
-/// Every generated file: (path relative to the repository root, contents).
+/// Every generated file: (path relative to the repository root, contents). The bytes come
+/// from `btsx::docs`, which `btsx completions` and `btsx man` print.
 pub fn render_all() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
-    for (shell, name) in SHELLS {
-        let mut cmd = btsx::cli::Cli::command();
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "btsx", &mut buf);
-        out.push((Path::new("completions").join(name), buf));
+    for (shell, name) in btsx::docs::SHELLS {
+        out.push((
+            Path::new("completions").join(name),
+            btsx::docs::completions(shell),
+        ));
     }
-    // Man pages: btsx.1 and one per subcommand (btsx-migrate.1, …), as clap_mangen's
-    // generate_to would write them, but in memory.
-    let mut cmd = btsx::cli::Cli::command().disable_help_subcommand(true);
-    cmd.build();
-    man_pages(cmd, &mut out);
+    for (name, page) in btsx::docs::man_pages() {
+        out.push((Path::new("man").join(name), page));
+    }
     out.sort();
     out
-}
-
-fn man_pages(cmd: clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-        man_pages(sub, out);
-    }
-    let man = clap_mangen::Man::new(cmd);
-    let mut buf = Vec::new();
-    man.render(&mut buf).expect("render a man page into memory");
-    out.push((Path::new("man").join(man.get_filename()), buf));
 }
 
 /// Repository root (where Cargo.toml is).

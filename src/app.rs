@@ -23,7 +23,7 @@ use crate::secret::{self, SecretSource};
 use crate::state::{self, JobIdentity, StateError, StateStore};
 
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse().and_then(|c| c.check().map(|()| c)) {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };
@@ -31,13 +31,59 @@ pub fn run() -> i32 {
         Command::Migrate(args) => migrate(*args),
         Command::Verify(args) => verify(*args),
         Command::Batch(args) => batch(*args),
-        Command::Status(args) => crate::status::run(args),
+        Command::Status(args) => {
+            let json = args.json;
+            crate::status::run(args).unwrap_or_else(|f| {
+                let sink = make_sink(json, false, ColorChoice::Auto, false, None);
+                match sink {
+                    Ok(sink) => Early {
+                        sink: &*sink,
+                        src: None,
+                        dst: None,
+                    }
+                    .fail_as("status", f.message, f.code),
+                    Err(_) => f.code,
+                }
+            })
+        }
+        Command::Completions(args) => {
+            crate::render::write_stdout(&crate::docs::completions(args.shell))
+        }
+        Command::Man(args) => man(&args),
     }
 }
 
-/// A command line clap rejected. `--help` and `--version` print as usual. A rejected value
-/// is never echoed (a URL may carry a password: the URL parser's own message shows it
-/// redacted), and `migrate --json` ends with a summary like every run.
+/// `btsx man [PAGE]`: the page, or with `--name` its file name.
+fn man(args: &crate::cli::ManArgs) -> i32 {
+    let Some(page) = crate::docs::man_page(&args.page) else {
+        let names: Vec<String> = crate::docs::man_pages()
+            .into_iter()
+            .map(|(f, _)| f.trim_end_matches(".1").to_string())
+            .collect();
+        eprintln!(
+            "error: no man page '{}'; give one of {}",
+            args.page,
+            names.join(", ")
+        );
+        return exit::USAGE;
+    };
+    if args.name {
+        let stem = args.page.trim_end_matches(".1");
+        let name = if stem.starts_with("btsx") {
+            format!("{stem}.1\n")
+        } else {
+            format!("btsx-{stem}.1\n")
+        };
+        return crate::render::write_stdout(name.as_bytes());
+    }
+    crate::render::write_stdout(&page)
+}
+
+/// A command line clap rejected, as one line: what is wrong and where to look. `--help` and
+/// `--version` print as usual. A rejected value is never echoed by clap's value errors (a
+/// URL may carry a password: the URL parser's own message shows it redacted; btsx's value
+/// parsers echo only values that hold no secret). With `--json` the error is framed like
+/// every run: `start`, `error`, and the command's summary.
 fn command_line_error(e: clap::Error) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(
@@ -49,45 +95,74 @@ fn command_line_error(e: clap::Error) -> i32 {
         e.exit();
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let json = args.first().is_some_and(|a| a == "migrate")
+    let command = args
+        .iter()
+        .find_map(|a| {
+            ["migrate", "verify", "batch", "status", "completions", "man"]
+                .into_iter()
+                .find(|c| a == c)
+        })
+        .unwrap_or("");
+    let json = matches!(command, "migrate" | "verify" | "batch" | "status")
         && args
             .iter()
             .take_while(|a| *a != "--")
             .any(|a| a == "--json");
-    let value_error = match (e.kind(), std::error::Error::source(&e)) {
+    let message = match (e.kind(), std::error::Error::source(&e)) {
         (ErrorKind::ValueValidation, Some(why)) => {
             let arg = match e.get(ContextKind::InvalidArg) {
                 Some(ContextValue::String(a)) => a.clone(),
                 _ => "an argument".to_string(),
             };
-            Some(format!("invalid value for '{arg}': {why}"))
+            format!("invalid value for '{arg}': {why}")
         }
-        _ => None,
+        (ErrorKind::MissingRequiredArgument, _) => {
+            let missing = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(v)) => v.join(", "),
+                _ => "an argument".to_string(),
+            };
+            if command == "migrate" {
+                format!("required {missing} not given: give SRC and DST, or --resume FILE")
+            } else {
+                format!("required {missing} not given")
+            }
+        }
+        _ => one_line(&e.render().to_string()),
     };
+    let help = if command.is_empty() {
+        "btsx --help".to_string()
+    } else {
+        format!("btsx {command} --help")
+    };
+    let message = format!("{message} (see '{help}')");
     if !json {
-        let Some(message) = value_error else { e.exit() };
-        eprintln!("error: {message}\n\nFor more information, try '--help'.");
+        eprintln!("error: {message}");
         return exit::USAGE;
     }
-    let message = value_error.unwrap_or_else(|| {
-        // One line: clap's text up to its usage hint.
-        let text = e.render().to_string();
-        text.lines()
-            .map(str::trim)
-            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-            .trim_start_matches("error: ")
-            .to_string()
-    });
     let sink = JsonSink::new(std::io::stdout());
     Early {
         sink: &sink,
         src: None,
         dst: None,
     }
-    .fail(message, exit::USAGE)
+    .fail_as(command, message, exit::USAGE)
+}
+
+/// clap's text up to its usage hint, on one line.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for l in text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(l.trim_start_matches("error: "));
+    }
+    out
 }
 
 /// Reports failures that happen before the engine runs, in the chosen output form, ending
@@ -100,11 +175,16 @@ struct Early<'a> {
 
 impl Early<'_> {
     fn fail(&self, message: String, code: i32) -> i32 {
+        self.fail_as("migrate", message, code)
+    }
+
+    /// `start`, `error`, and the summary `command` ends with (verify and batch have their own).
+    fn fail_as(&self, command: &'static str, message: String, code: i32) -> i32 {
         self.sink.emit(&Event::Start {
             format_version: FORMAT_VERSION,
             tool: "btsx",
             version: env!("CARGO_PKG_VERSION"),
-            command: "migrate",
+            command,
             source: self.src.map(endpoint_info),
             destination: self.dst.map(endpoint_info),
             jobs: 0,
@@ -115,8 +195,24 @@ impl Early<'_> {
             message: message.clone(),
             folder: None,
         });
-        self.sink
-            .emit(&Event::Summary(Summary::early_error(message, code)));
+        self.sink.emit(&match command {
+            "verify" => {
+                Event::VerifySummary(crate::event::VerifySummary::early_error(message, code))
+            }
+            "batch" => Event::BatchSummary(crate::event::BatchSummary {
+                status: crate::event::RunStatus::Error,
+                exit_code: code,
+                accounts: 0,
+                complete: 0,
+                failed: 0,
+                messages_copied: 0,
+                bytes_copied: 0,
+                duration_ms: 0,
+                per_account: Vec::new(),
+                bad_rows: Vec::new(),
+            }),
+            _ => Event::Summary(Summary::early_error(message, code)),
+        });
         code
     }
 }
@@ -132,19 +228,10 @@ fn make_sink(
     let main: Box<dyn Sink> = if json {
         Box::new(JsonSink::new(std::io::stdout()))
     } else {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let tty = std::io::stderr().is_terminal();
-        let color = match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color,
-        };
-        Box::new(HumanSink::new(HumanOptions {
-            bars: tty && !no_color,
-            color,
-            quiet,
-            verbose,
-        }))
+        let d = crate::render::display(color, std::io::stderr().is_terminal());
+        Box::new(HumanSink::new(HumanOptions::new(
+            d.bars, d.color, quiet, verbose,
+        )))
     };
     let Some(path) = events_file else {
         return Ok(Arc::from(main));
@@ -494,14 +581,12 @@ fn verify(args: VerifyArgs) -> i32 {
         Err(_) => return exit::USAGE,
     };
     let fail = |message: String, code: i32| -> i32 {
-        sink.emit(&Event::Error {
-            message: message.clone(),
-            folder: None,
-        });
-        sink.emit(&Event::VerifySummary(
-            crate::event::VerifySummary::early_error(message, code),
-        ));
-        code
+        Early {
+            sink: &*sink,
+            src: Some(&args.src),
+            dst: Some(&args.dst),
+        }
+        .fail_as("verify", message, code)
     };
     let (folder_filter, date_filter) = match filters(&args.filters) {
         Ok(f) => f,
@@ -553,39 +638,20 @@ fn batch(args: BatchArgs) -> i32 {
     use crate::batch;
     use crate::event::{BatchSummary, RowError, RunStatus};
     let started = std::time::Instant::now();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stderr().is_terminal() && !no_color,
-    };
+    let color = crate::render::display(args.color, std::io::stderr().is_terminal()).color;
     let json = args
         .json
         .then(|| Arc::new(JsonSink::new(std::io::stdout())));
     let fail = |message: String| -> i32 {
-        let summary = BatchSummary {
-            status: RunStatus::Error,
-            exit_code: exit::USAGE,
-            accounts: 0,
-            complete: 0,
-            failed: 0,
-            messages_copied: 0,
-            bytes_copied: 0,
-            duration_ms: 0,
-            per_account: Vec::new(),
-            bad_rows: Vec::new(),
-        };
-        match &json {
-            Some(j) => {
-                j.emit(&Event::Error {
-                    message,
-                    folder: None,
-                });
-                j.emit(&Event::BatchSummary(summary));
+        match make_sink(args.json, args.quiet, args.color, false, None) {
+            Ok(sink) => Early {
+                sink: &*sink,
+                src: None,
+                dst: None,
             }
-            None => eprintln!("✗ {message}"),
+            .fail_as("batch", message, exit::USAGE),
+            Err(_) => exit::USAGE,
         }
-        exit::USAGE
     };
     let text = match std::fs::read_to_string(&args.file) {
         Ok(t) => t,
@@ -650,7 +716,17 @@ fn batch(args: BatchArgs) -> i32 {
         .state_dir
         .clone()
         .unwrap_or_else(|| state::base_dir().join("batch"));
-    let view = crate::render::batch::BatchView::new(rows.len(), color, args.quiet);
+    // Running the same command again continues the batch (each account from its state file).
+    let again = std::iter::once("btsx".to_string())
+        .chain(
+            std::env::args()
+                .skip(1)
+                .map(|a| crate::render::shell_quote(&a)),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    let view =
+        crate::render::batch::BatchView::new(rows.len(), color, args.quiet).with_resume(again);
     let top: Arc<dyn Sink> = match &json {
         Some(j) => j.clone(),
         None => view.clone(),

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::endpoint::Endpoint;
+
+mod parse;
 
 const MIGRATE_EXAMPLES: &str = "\
 Examples:
@@ -46,7 +48,7 @@ Examples:
     version,
     about = "Move a whole mailbox from one IMAP server to another: every folder, every message, flags and dates.",
     long_about = None,
-    after_help = "Exit codes: 0 ok, 1 partial, 2 usage, 3 connection/TLS, 4 authentication, 5 state file, 6 locked, 7 destination refused, 8 verify mismatch, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 partial, 2 usage, 3 connection/TLS, 4 authentication, 5 state file, 6 locked, 7 destination refused, 8 verify mismatch, 130 interrupted; btsx status: 10 running, 11 interrupted, 12 failed."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -69,6 +71,32 @@ pub enum Command {
         after_help = "Examples:\n  btsx status ~/.local/state/btsx/me.json\n  btsx status ~/.local/state/btsx/me.json --json | jq .folders"
     )]
     Status(StatusArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  btsx completions bash > ~/.local/share/bash-completion/completions/btsx\n  btsx completions zsh > ~/.zfunc/_btsx\n  btsx completions fish > ~/.config/fish/completions/btsx.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print a man page (roff): btsx, or a subcommand's (migrate, verify, …).
+    #[command(
+        after_help = "Examples:\n  btsx man migrate | man -l -\n  for p in btsx migrate verify batch status completions man; do\n    btsx man $p > ~/.local/share/man/man1/$(btsx man --name $p)\n  done"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// btsx (the default), or a subcommand: migrate, verify, batch, status, completions, man.
+    #[arg(default_value = "btsx")]
+    pub page: String,
+    /// Print the page's file name (btsx-migrate.1) instead of the page.
+    #[arg(long)]
+    pub name: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,25 +109,25 @@ pub enum ColorChoice {
 #[derive(Debug, Args)]
 pub struct SideArgs {
     /// Read the source password from this file (first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parse::password_file)]
     pub src_password_file: Option<PathBuf>,
     /// Run this command (sh -c) and use its output as the source password.
     #[arg(long, value_name = "CMD")]
     pub src_password_command: Option<String>,
     /// Read the destination password from this file (first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = parse::password_file)]
     pub dst_password_file: Option<PathBuf>,
     /// Run this command (sh -c) and use its output as the destination password.
     #[arg(long, value_name = "CMD")]
     pub dst_password_command: Option<String>,
     /// Read a source OAuth2 access token from this file (re-read on every reconnect).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["src_password_file", "src_password_command"])]
+    #[arg(long, value_name = "FILE", value_parser = parse::token_file, conflicts_with_all = ["src_password_file", "src_password_command"])]
     pub src_oauth2_token_file: Option<PathBuf>,
     /// Run this command (sh -c) for a source OAuth2 access token (re-run on every reconnect).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["src_password_file", "src_password_command"])]
     pub src_oauth2_token_command: Option<String>,
     /// Read a destination OAuth2 access token from this file (re-read on every reconnect).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
+    #[arg(long, value_name = "FILE", value_parser = parse::token_file, conflicts_with_all = ["dst_password_file", "dst_password_command"])]
     pub dst_oauth2_token_file: Option<PathBuf>,
     /// Run this command (sh -c) for a destination OAuth2 access token (re-run on every reconnect).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["dst_password_file", "dst_password_command"])]
@@ -122,13 +150,13 @@ impl TlsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TlsArgs {
     /// Trust this CA certificate (PEM) on both sides, besides the system roots.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", value_parser = parse::ca_file)]
     pub ca_file: Option<PathBuf>,
     /// Trust this CA certificate (PEM) for the source.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", value_parser = parse::ca_file)]
     pub src_ca_file: Option<PathBuf>,
     /// Trust this CA certificate (PEM) for the destination.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", value_parser = parse::ca_file)]
     pub dst_ca_file: Option<PathBuf>,
     /// Do not verify TLS certificates (dangerous; emits a warning).
     #[arg(long)]
@@ -137,7 +165,7 @@ pub struct TlsArgs {
     #[arg(long)]
     pub plaintext: bool,
     /// Connect and I/O timeout, e.g. 30s, 2m.
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse::timeout)]
     pub timeout: std::time::Duration,
 }
 
@@ -180,10 +208,10 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub yes: bool,
     /// Send at most N messages per second (providers that limit IMAP).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse::rate, allow_negative_numbers = true)]
     pub max_messages_per_second: Option<f64>,
     /// Send at most SIZE per second, e.g. 2MB.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", value_parser = parse::positive_size)]
     pub max_bytes_per_second: Option<bytesize::ByteSize>,
     /// Also write the JSON event stream to FILE (for `tail -f`), whatever the display.
     #[arg(long, value_name = "FILE")]
@@ -192,7 +220,7 @@ pub struct MigrateArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// JSON lines on stdout instead of the human display (schema: docs/events.md).
+    /// JSON lines on stdout instead of the human display (schema: JSON EVENTS in 'btsx man migrate').
     #[arg(long)]
     pub json: bool,
     /// Only errors and the summary on stderr.
@@ -207,22 +235,22 @@ pub struct MigrateArgs {
 #[derive(Debug, Args, Clone)]
 pub struct FilterArgs {
     /// Only folders matching PATTERN (glob on decoded names; `re:` for a regex). Repeatable.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = parse::pattern)]
     pub include: Vec<String>,
     /// Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = parse::pattern)]
     pub exclude: Vec<String>,
     /// Rename a folder (and its subfolders) on the destination: OLD=NEW (OLD as the source or the destination names it; NEW with the destination's separator). Repeatable.
     #[arg(long, value_name = "OLD=NEW", value_parser = parse_map)]
     pub folder_map: Vec<(String, String)>,
     /// Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days).
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = parse::date)]
     pub since: Option<String>,
     /// Only messages that arrived before DATE.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = parse::date)]
     pub before: Option<String>,
     /// Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
     pub max_size: Option<bytesize::ByteSize>,
 }
 
@@ -263,10 +291,10 @@ pub struct BatchArgs {
     #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// One state file per account goes here (default: $XDG_STATE_HOME/btsx/batch).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parse::state_dir)]
     pub state_dir: Option<PathBuf>,
     /// Take a stable share of the rows: K/N, K counting from 1 (e.g. 2/3).
-    #[arg(long, value_name = "K/N", conflicts_with = "shard_from_env")]
+    #[arg(long, value_name = "K/N", value_parser = parse::shard, conflicts_with = "shard_from_env")]
     pub shard: Option<String>,
     /// Read the shard index from this environment variable, counting from 0
     /// (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); needs --shards.
@@ -282,7 +310,7 @@ pub struct BatchArgs {
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
     /// Skip messages larger than this.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
     pub max_size: Option<bytesize::ByteSize>,
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -300,6 +328,7 @@ pub struct BatchArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// A job's state file, or a directory of them (a batch's --state-dir).
+    #[arg(value_parser = parse::status_path)]
     pub file: PathBuf,
     /// JSON on stdout.
     #[arg(long)]
@@ -312,5 +341,41 @@ fn parse_map(s: &str) -> Result<(String, String), String> {
         _ => Err(format!(
             "'{s}' is not OLD=NEW (e.g. --folder-map 'Sent Items=Sent')"
         )),
+    }
+}
+
+impl Cli {
+    /// What no single value parser can see: options that contradict each other.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let (filters, src, dst) = match &self.command {
+            // With --resume the job comes from the file; SRC/DST only have to agree with it.
+            Command::Migrate(a) if a.resume.is_some() => (&a.filters, None, None),
+            Command::Migrate(a) => (&a.filters, a.src.as_ref(), a.dst.as_ref()),
+            Command::Verify(a) => (&a.filters, Some(&a.src), Some(&a.dst)),
+            _ => return Ok(()),
+        };
+        let refuse = |message: String| {
+            Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message))
+        };
+        if let (Some(since), Some(before)) = (&filters.since, &filters.before)
+            && let (Ok(s), Ok(b)) = (
+                crate::filter::parse_date(since),
+                crate::filter::parse_date(before),
+            )
+            && s >= b
+        {
+            return refuse(format!(
+                "--since '{since}' is not before --before '{before}': no message could match; give a --since earlier than --before"
+            ));
+        }
+        if let (Some(s), Some(d)) = (src, dst)
+            && s == d
+        {
+            return refuse(format!(
+                "SRC and DST are the same mailbox ({}): give two different accounts",
+                s.url()
+            ));
+        }
+        Ok(())
     }
 }

@@ -21,6 +21,15 @@ pub const VERIFY_MISMATCH: i32 = 8;
 /// Stopped by Ctrl-C or SIGTERM; the state file is saved, `--resume` continues.
 pub const INTERRUPTED: i32 = 130;
 
+// `btsx status` answers with the job's state, so a script can wait for a job without parsing
+// (0 is a complete job; a directory counts as complete only when every job in it is).
+/// `btsx status`: a btsx run holds the job now.
+pub const STATUS_RUNNING: i32 = 10;
+/// `btsx status`: the job stopped before it was done (Ctrl-C, kill, reboot); `--resume` continues.
+pub const STATUS_INTERRUPTED: i32 = 11;
+/// `btsx status`: the job finished with failed messages or folders, or stopped on an error.
+pub const STATUS_FAILED: i32 = 12;
+
 /// All codes with a one-line meaning, for `--help` and the docs test.
 pub const TABLE: &[(i32, &str)] = &[
     (OK, "everything copied"),
@@ -39,4 +48,30 @@ pub const TABLE: &[(i32, &str)] = &[
         INTERRUPTED,
         "interrupted (Ctrl-C / SIGTERM); resume with --resume",
     ),
+    (STATUS_RUNNING, "status: the job is running"),
+    (
+        STATUS_INTERRUPTED,
+        "status: the job was interrupted; resume with --resume",
+    ),
+    (
+        STATUS_FAILED,
+        "status: the job finished with failures or stopped on an error",
+    ),
 ];
+
+/// A failure that ends a command before or instead of its work: one line saying what is
+/// wrong and what to do, and the exit code. `app` turns it into output and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -228,8 +228,9 @@ fn plain_human_output_has_the_live_lines() {
         "✓ Connected to destination server: localhost",
         "→ Scanning folders...",
         "✓ Found 13 folders",
-        "→ Creating folder: Archive.2020.Q1",
-        "→ Copying messages from INBOX (",
+        // People see the source's name, and "→ destination" where the two differ.
+        "→ Creating folder: Archive/2020/Q1 → Archive.2020.Q1",
+        "→ Copying INBOX (",
         "⚠ Warning: folder 'a.b'",
         "Migration complete",
         "Total Folders",

@@ -153,15 +153,26 @@ impl<'a> Job<'a> {
             .arg("--json")
             .output()
             .expect("run btsx status");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "btsx status --json: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().count(), 1, "one JSON line: {text}");
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("status JSON ({e}): {text}"))
+        let v: Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("status JSON ({e}): {text}"));
+        // The exit code tells the job's state (src/exit.rs): 0 complete, 10 running,
+        // 11 interrupted, 12 failed.
+        let want = match v["status"].as_str() {
+            Some("complete") => 0,
+            Some("running") => 10,
+            Some("interrupted") => 11,
+            _ => 12,
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "btsx status --json: {v} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(v["exit_code"], want);
+        v
     }
 
     fn state_json(&self) -> Value {
@@ -1208,7 +1219,7 @@ fn bad_state_files_are_refused_and_left_alone() {
         assert!(
             h.stderr
                 .lines()
-                .any(|l| l.contains("Error") && l.contains(&shown) && l.contains(want)),
+                .any(|l| l.starts_with("error: ") && l.contains(&shown) && l.contains(want)),
             "{name}: {}",
             h.stderr
         );

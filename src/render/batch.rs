@@ -1,15 +1,15 @@
 //! The display for `btsx batch`: one line per account event that matters, a periodic overall
-//! line (accounts done/total, messages, bytes, rate, ETA), and a per-account table at the end.
+//! line at most every 10 s (accounts done/total, messages, percent, bytes, rate, ETA), and a
+//! per-account table at the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytesize::ByteSize;
 use console::Style;
 
-use super::Sink;
+use super::{Sink, bytes, rate};
 use crate::event::{Event, RunStatus};
 
 #[derive(Default)]
@@ -32,6 +32,9 @@ struct State {
 pub struct BatchView {
     quiet: bool,
     state: Mutex<State>,
+    out: Mutex<Box<dyn Write + Send>>,
+    /// The command that continues an unfinished batch, for its summary.
+    resume: Option<String>,
     ok: Style,
     bad: Style,
     warn: Style,
@@ -39,7 +42,18 @@ pub struct BatchView {
 }
 
 impl BatchView {
+    /// The display on stderr.
     pub fn new(accounts_total: usize, color: bool, quiet: bool) -> Arc<BatchView> {
+        BatchView::with_writer(accounts_total, color, quiet, std::io::stderr())
+    }
+
+    /// The display on any writer.
+    pub fn with_writer(
+        accounts_total: usize,
+        color: bool,
+        quiet: bool,
+        out: impl Write + Send + 'static,
+    ) -> Arc<BatchView> {
         let style = |s: Style| {
             if color {
                 s.force_styling(true)
@@ -49,6 +63,8 @@ impl BatchView {
         };
         Arc::new(BatchView {
             quiet,
+            out: Mutex::new(Box::new(out)),
+            resume: None,
             state: Mutex::new(State {
                 accounts_total,
                 finished: 0,
@@ -65,6 +81,17 @@ impl BatchView {
         })
     }
 
+    /// Ends an unfinished batch's summary with `command` (set before the run starts).
+    pub fn with_resume(self: Arc<Self>, command: String) -> Arc<BatchView> {
+        match Arc::try_unwrap(self) {
+            Ok(mut v) => {
+                v.resume = Some(command);
+                Arc::new(v)
+            }
+            Err(shared) => shared,
+        }
+    }
+
     /// The sink one account's engine reports to.
     pub fn sink_for(self: &Arc<Self>, job: &str) -> Arc<dyn Sink> {
         Arc::new(JobSink {
@@ -73,30 +100,33 @@ impl BatchView {
         })
     }
 
+    /// A closed or broken stderr must not stop the batch: write errors are ignored.
     fn line(&self, text: String) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{text}");
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
     }
 
     fn overall(&self, st: &State) -> String {
         let done: u64 = st.finished_messages + st.running.values().map(|a| a.done).sum::<u64>();
         let total: u64 = st.finished_messages + st.running.values().map(|a| a.total).sum::<u64>();
-        let bytes: u64 = st.finished_bytes + st.running.values().map(|a| a.bytes).sum::<u64>();
+        let size: u64 = st.finished_bytes + st.running.values().map(|a| a.bytes).sum::<u64>();
         let secs = st.started.elapsed().as_secs_f64().max(0.1);
-        let rate = done as f64 / secs;
-        let eta = if rate > 0.0 && total > done {
-            let left = Duration::from_secs(((total - done) as f64 / rate) as u64);
+        let per_second = done as f64 / secs;
+        let eta = if per_second > 0.0 && total > done {
+            let left = Duration::from_secs(((total - done) as f64 / per_second) as u64);
             format!(", ETA {}", humantime::format_duration(left))
         } else {
             String::new()
         };
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
         format!(
-            "Accounts {}/{} done, {} running; messages {done}/{total}; {}; {:.0} msg/s{eta}",
+            "Accounts {}/{} done, {} running; messages {done}/{total} ({percent}%); {}, {}; {:.1} msg/s{eta}",
             st.finished,
             st.accounts_total,
             st.running.len(),
-            ByteSize(bytes),
-            rate
+            bytes(size),
+            rate(size as f64 / secs),
+            per_second
         )
     }
 
@@ -120,7 +150,7 @@ impl BatchView {
                 let a = st.running.entry(job.to_string()).or_default();
                 a.done = *overall_done;
                 a.bytes = *overall_bytes;
-                if !self.quiet && st.last_line.elapsed() >= Duration::from_secs(2) {
+                if !self.quiet && st.last_line.elapsed() >= Duration::from_secs(10) {
                     st.last_line = Instant::now();
                     let text = self.overall(&st);
                     self.line(format!("{} {text}", self.arrow.apply_to("→")));
@@ -163,7 +193,7 @@ impl BatchView {
                         "{} [{job}] complete: {} messages copied ({}) in {}",
                         self.ok.apply_to("✓"),
                         s.messages_copied,
-                        ByteSize(s.bytes_copied),
+                        bytes(s.bytes_copied),
                         humantime::format_duration(Duration::from_secs(s.duration_ms / 1000))
                     ),
                     RunStatus::Partial => format!(
@@ -232,7 +262,7 @@ impl Sink for BatchView {
                 out.push_str(&format!(
                     "  Messages: {} copied, {}; duration {}\n",
                     b.messages_copied,
-                    ByteSize(b.bytes_copied),
+                    bytes(b.bytes_copied),
                     humantime::format_duration(Duration::from_secs(b.duration_ms / 1000))
                 ));
                 let w = b
@@ -258,7 +288,7 @@ impl Sink for BatchView {
                         " ".repeat(pad),
                         status,
                         a.messages_copied,
-                        ByteSize(a.bytes_copied).to_string(),
+                        bytes(a.bytes_copied),
                         humantime::format_duration(Duration::from_secs(a.duration_ms / 1000))
                             .to_string(),
                         match (&a.error, a.messages_failed) {
@@ -270,6 +300,13 @@ impl Sink for BatchView {
                 }
                 for r in &b.bad_rows {
                     out.push_str(&format!("  line {}: {}\n", r.line, r.message));
+                }
+                if b.status != RunStatus::Complete
+                    && let Some(cmd) = &self.resume
+                {
+                    out.push_str(&format!(
+                        "\nResume with: {cmd}\n  (or one account: btsx migrate --resume STATE_FILE)\n"
+                    ));
                 }
                 self.line(out.trim_end().to_string());
             }

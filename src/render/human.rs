@@ -1,29 +1,56 @@
 //! The display for people, on stderr: live lines (`✓ → ✗ ⚠`), progress bars on a terminal,
-//! and a summary table at the end. Off a terminal (or with NO_COLOR) it prints the same
-//! lines plainly, with no bars and no color, and never drops a line.
+//! and a summary table at the end. Off a terminal it prints the same lines plainly, with no
+//! bars, never drops a line, and reports overall progress at a bounded rate (a cron log stays
+//! small). Color only when [`HumanOptions::color`] says so (see [`super::display`]).
+//!
+//! An early error (nothing was looked at yet: the command line, a password, a server that
+//! cannot be reached) is one line; the header and connection steps held back until the run
+//! gets going are then dropped.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytesize::ByteSize;
 use console::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Sink;
-use crate::event::{ConnState, Event, FolderStatus, Phase, RunStatus, Side, SkipReason, Summary};
+use super::{Sink, bytes, rate, resume_command};
+use crate::event::{
+    ConnState, Event, FolderStatus, Phase, RunStatus, Side, SkipReason, Summary, VerifyStatus,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct HumanOptions {
-    /// Draw progress bars (stderr is a terminal and NO_COLOR is unset).
+    /// Draw progress bars (stderr is a terminal that is not TERM=dumb).
     pub bars: bool,
+    /// SGR sequences (color, bold, dim) in lines and bars.
     pub color: bool,
     /// Only errors and the summary.
     pub quiet: bool,
     /// Show `detail` events.
     pub verbose: bool,
+    /// Terminal columns, for folder labels on the bars.
+    pub width: usize,
+    /// Off a terminal: at most one overall progress line per this interval.
+    pub progress_every: Duration,
 }
+
+impl HumanOptions {
+    pub fn new(bars: bool, color: bool, quiet: bool, verbose: bool) -> HumanOptions {
+        HumanOptions {
+            bars,
+            color,
+            quiet,
+            verbose,
+            width: usize::from(console::Term::stderr().size().1),
+            progress_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where time comes from (tests pass a fixed clock, so ETAs are reproducible).
+pub type Clock = Box<dyn Fn() -> Instant + Send + Sync>;
 
 struct Live {
     multi: MultiProgress,
@@ -32,12 +59,21 @@ struct Live {
 }
 
 struct State {
+    out: Box<dyn Write + Send>,
     live: Option<Live>,
+    /// Lines held back until the run gets going (header, connection steps, warnings: is the
+    /// line a warning); `None` once it has.
+    pending: Option<Vec<(bool, String)>>,
+    /// On a terminal, while lines are held back: something moves.
+    spinner: Option<ProgressBar>,
+    /// The last fatal error shown, so the summary does not repeat it.
+    shown_error: Option<String>,
     found: u64,
     found_messages: u64,
     found_bytes: u64,
-    /// Plain mode: last `done` printed per folder, to print every ~10 %.
-    last_line: HashMap<String, u64>,
+    /// Plain mode: when copying started, and the last overall progress line.
+    copy_started: Option<Instant>,
+    last_progress: Option<Instant>,
     skipped_present: HashMap<String, u64>,
     dry_run: bool,
 }
@@ -45,6 +81,9 @@ struct State {
 pub struct HumanSink {
     opts: HumanOptions,
     state: Mutex<State>,
+    clock: Clock,
+    /// Bars draw on stderr; a sink writing elsewhere (tests) keeps them hidden.
+    bars_on_stderr: bool,
     ok: Style,
     arrow: Style,
     bad: Style,
@@ -54,7 +93,20 @@ pub struct HumanSink {
 }
 
 impl HumanSink {
+    /// The display on stderr.
     pub fn new(opts: HumanOptions) -> HumanSink {
+        let mut s = HumanSink::with_writer(opts, std::io::stderr(), Box::new(Instant::now));
+        s.bars_on_stderr = true;
+        s
+    }
+
+    /// The display on any writer, with its own clock. Bars (when `opts.bars`) are kept but
+    /// not drawn; lines come out as on a terminal.
+    pub fn with_writer(
+        opts: HumanOptions,
+        out: impl Write + Send + 'static,
+        clock: Clock,
+    ) -> HumanSink {
         let style = |s: Style| {
             if opts.color {
                 s.force_styling(true)
@@ -65,14 +117,21 @@ impl HumanSink {
         HumanSink {
             opts,
             state: Mutex::new(State {
+                out: Box::new(out),
                 live: None,
+                pending: Some(Vec::new()),
+                spinner: None,
+                shown_error: None,
                 found: 0,
                 found_messages: 0,
                 found_bytes: 0,
-                last_line: HashMap::new(),
+                copy_started: None,
+                last_progress: None,
                 skipped_present: HashMap::new(),
                 dry_run: false,
             }),
+            clock,
+            bars_on_stderr: false,
             ok: style(Style::new().green()),
             arrow: style(Style::new().blue()),
             bad: style(Style::new().red()),
@@ -82,25 +141,67 @@ impl HumanSink {
         }
     }
 
-    fn line(&self, st: &State, text: String) {
-        match &st.live {
-            Some(live) => {
-                let _ = live.multi.println(text);
-            }
-            None => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{text}");
+    /// Writes a line now: through the bars on a terminal, else straight out. A closed or
+    /// broken stderr must not stop the run, so write errors are ignored.
+    fn write(&self, st: &mut State, text: &str) {
+        if let Some(live) = &st.live
+            && self.bars_on_stderr
+        {
+            let _ = live.multi.println(text);
+            return;
+        }
+        if let Some(sp) = &st.spinner {
+            sp.suspend(|| {
+                let _ = writeln!(st.out, "{text}");
+            });
+            return;
+        }
+        let _ = writeln!(st.out, "{text}");
+    }
+
+    fn line(&self, st: &mut State, text: String) {
+        self.held_or_written(st, false, text);
+    }
+
+    fn held_or_written(&self, st: &mut State, warning: bool, text: String) {
+        match &mut st.pending {
+            Some(p) => p.push((warning, text)),
+            None => self.write(st, &text),
+        }
+    }
+
+    /// The run got going: what was held back comes out, in order.
+    fn begin(&self, st: &mut State) {
+        if let Some(sp) = st.spinner.take() {
+            sp.finish_and_clear();
+        }
+        if let Some(held) = st.pending.take() {
+            for (_, text) in held {
+                self.write(st, &text);
             }
         }
     }
 
-    fn ok_line(&self, st: &State, text: impl AsRef<str>) {
+    /// An early error: the held warnings, then the one line.
+    fn early_error(&self, st: &mut State, message: &str) {
+        if let Some(sp) = st.spinner.take() {
+            sp.finish_and_clear();
+        }
+        let held = st.pending.take().unwrap_or_default();
+        for (_, text) in held.into_iter().filter(|(w, _)| *w) {
+            self.write(st, &text);
+        }
+        let text = format!("{} {message}", self.bad.apply_to("error:"));
+        self.write(st, &text);
+    }
+
+    fn ok_line(&self, st: &mut State, text: impl AsRef<str>) {
         if !self.opts.quiet {
             self.line(st, format!("{} {}", self.ok.apply_to("✓"), text.as_ref()));
         }
     }
 
-    fn step_line(&self, st: &State, text: impl AsRef<str>) {
+    fn step_line(&self, st: &mut State, text: impl AsRef<str>) {
         if !self.opts.quiet {
             self.line(
                 st,
@@ -109,26 +210,43 @@ impl HumanSink {
         }
     }
 
-    fn warn_line(&self, st: &State, text: impl AsRef<str>) {
+    fn warn_line(&self, st: &mut State, text: impl AsRef<str>) {
         if !self.opts.quiet {
-            self.line(
-                st,
-                format!("{} Warning: {}", self.warn.apply_to("⚠"), text.as_ref()),
-            );
+            let text = format!("{} Warning: {}", self.warn.apply_to("⚠"), text.as_ref());
+            self.held_or_written(st, true, text);
         }
     }
 
-    fn err_line(&self, st: &State, text: impl AsRef<str>) {
+    fn err_line(&self, st: &mut State, text: impl AsRef<str>) {
         self.line(st, format!("{} {}", self.bad.apply_to("✗"), text.as_ref()));
+    }
+
+    /// Bars: 30 columns on a wide terminal, 20 on a narrow one.
+    fn bar_width(&self) -> usize {
+        if self.opts.width >= 100 { 30 } else { 20 }
+    }
+
+    /// Folder labels on the bars: as wide as the terminal allows beside the bar and the
+    /// overall line's counters (so that line does not wrap).
+    fn label_width(&self) -> usize {
+        self.opts
+            .width
+            .saturating_sub(self.bar_width() + 45)
+            .clamp(10, 40)
     }
 
     fn start_bars(&self, st: &mut State, total: u64) {
         if !self.opts.bars || self.opts.quiet || st.live.is_some() {
             return;
         }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let target = if self.bars_on_stderr {
+            ProgressDrawTarget::stderr_with_hz(10)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(total));
-        overall.set_style(overall_style("blue"));
+        overall.set_style(self.overall_style(true));
         overall.enable_steady_tick(Duration::from_millis(200));
         overall.set_prefix("Total");
         st.live = Some(Live {
@@ -143,16 +261,90 @@ impl HumanSink {
             for (_, b) in live.folders {
                 b.finish_and_clear();
             }
-            let color = match status {
-                RunStatus::Complete => "green",
-                _ => "red",
-            };
-            live.overall.set_style(overall_style(color));
+            live.overall
+                .set_style(self.overall_style(status == RunStatus::Complete));
             live.overall.finish();
         }
     }
 
-    fn summary(&self, st: &State, s: &Summary) {
+    /// Bar templates carry no style at all without color (indicatif would color them on a
+    /// terminal whatever `--color` says).
+    fn overall_style(&self, good: bool) -> ProgressStyle {
+        let (w, b) = (self.label_width(), self.bar_width());
+        let template = if self.opts.color {
+            let color = if good { "green" } else { "red" };
+            format!(
+                "{{prefix:>{w}.bold}} [{{bar:{b}.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
+            )
+        } else {
+            format!(
+                "{{prefix:>{w}}} [{{bar:{b}}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
+            )
+        };
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+
+    fn folder_style(&self) -> ProgressStyle {
+        let (w, b) = (self.label_width(), self.bar_width());
+        let template = if self.opts.color {
+            format!("{{prefix:>{w}.dim}} [{{bar:{b}.cyan/white}}] {{pos}}/{{len}} {{msg}}")
+        } else {
+            format!("{{prefix:>{w}}} [{{bar:{b}}}] {{pos}}/{{len}} {{msg}}")
+        };
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+    }
+
+    /// Off a terminal: one line with the folder and the whole run's progress, at most every
+    /// `progress_every`.
+    #[allow(clippy::too_many_arguments)]
+    fn progress_line(
+        &self,
+        st: &mut State,
+        folder: &str,
+        done: u64,
+        total: u64,
+        overall_done: u64,
+        overall_total: u64,
+        overall_bytes: u64,
+    ) {
+        let now = (self.clock)();
+        if st
+            .last_progress
+            .is_some_and(|t| now.saturating_duration_since(t) < self.opts.progress_every)
+        {
+            return;
+        }
+        st.last_progress = Some(now);
+        let percent = (overall_done * 100)
+            .checked_div(overall_total)
+            .unwrap_or(100);
+        let elapsed = st
+            .copy_started
+            .map(|t| now.saturating_duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
+        let eta = if elapsed >= 1.0 && overall_done > 0 && overall_total > overall_done {
+            let left = (overall_total - overall_done) as f64 * elapsed / overall_done as f64;
+            format!(
+                ", ETA {}",
+                humantime::format_duration(Duration::from_secs(left.round() as u64))
+            )
+        } else {
+            String::new()
+        };
+        self.step_line(
+            st,
+            format!(
+                "{folder} {done}/{total}; total {overall_done}/{overall_total} messages ({percent}%), {}{eta}",
+                bytes(overall_bytes)
+            ),
+        );
+    }
+
+    fn summary(&self, st: &mut State, s: &Summary) {
         let mut out = String::new();
         let title = match s.status {
             RunStatus::Complete => self.ok.apply_to("Migration complete".to_string()),
@@ -164,8 +356,6 @@ impl HumanSink {
                 .bad
                 .apply_to("Migration stopped by an error".to_string()),
         };
-        let secs = s.duration_ms as f64 / 1000.0;
-        let mb_s = s.bytes_per_second / 1_000_000.0;
         out.push_str(&format!("\n{}\n", self.bold.apply_to(title)));
         out.push_str(&format!(
             "  Folders:        {}{}\n",
@@ -180,15 +370,20 @@ impl HumanSink {
             "  Messages:       {} copied, {} already present or skipped, {} failed (of {})\n",
             s.messages_copied, s.messages_skipped, s.messages_failed, s.messages_total
         ));
-        out.push_str(&format!("  Size:           {}\n", ByteSize(s.bytes_copied)));
+        out.push_str(&format!("  Size:           {}\n", bytes(s.bytes_copied)));
         out.push_str(&format!(
             "  Duration:       {}\n",
-            humantime::format_duration(Duration::from_millis(s.duration_ms - s.duration_ms % 100))
+            // Tenths of a second for short runs; whole seconds beyond ten.
+            humantime::format_duration(Duration::from_millis(if s.duration_ms >= 10_000 {
+                (s.duration_ms + 500) / 1000 * 1000
+            } else {
+                s.duration_ms - s.duration_ms % 100
+            }))
         ));
         out.push_str(&format!(
-            "  Average speed:  {:.0} messages/min, {:.1} MB/s\n",
+            "  Average speed:  {:.0} messages/min, {}\n",
             s.messages_per_minute,
-            if secs > 0.0 { mb_s } else { 0.0 }
+            rate(s.bytes_per_second)
         ));
         if s.reconnects_source + s.reconnects_destination > 0 {
             out.push_str(&format!(
@@ -200,10 +395,15 @@ impl HumanSink {
             out.push_str(&format!("  State file:     {p}\n"));
         }
         if !s.per_folder.is_empty() {
-            let w = s
+            let mut rows: Vec<(String, &crate::event::FolderReport)> = s
                 .per_folder
                 .iter()
-                .map(|f| console::measure_text_width(&f.folder))
+                .map(|f| (label(&f.folder, &f.destination), f))
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let w = rows
+                .iter()
+                .map(|(l, _)| console::measure_text_width(l))
                 .max()
                 .unwrap_or(6)
                 .max(6);
@@ -211,9 +411,7 @@ impl HumanSink {
                 "\n  {:<w$}  {:>8}  {:>10}  Status\n",
                 "Folder", "Messages", "Size"
             ));
-            let mut rows = s.per_folder.clone();
-            rows.sort_by(|a, b| a.folder.cmp(&b.folder));
-            for f in rows {
+            for (l, f) in rows {
                 let status = match f.status {
                     FolderStatus::Complete => self.ok.apply_to("✓ complete".to_string()),
                     FolderStatus::Partial => self
@@ -223,14 +421,12 @@ impl HumanSink {
                     FolderStatus::Interrupted => self.warn.apply_to("⚠ interrupted".to_string()),
                     FolderStatus::Pending => self.dim.apply_to("not started".to_string()),
                 };
-                let pad = w.saturating_sub(console::measure_text_width(&f.folder));
+                let pad = w.saturating_sub(console::measure_text_width(&l));
                 out.push_str(&format!(
-                    "  {}{}  {:>8}  {:>10}  {}\n",
-                    f.folder,
+                    "  {l}{}  {:>8}  {:>10}  {status}\n",
                     " ".repeat(pad),
                     f.messages,
-                    ByteSize(f.bytes).to_string(),
-                    status
+                    bytes(f.bytes),
                 ));
             }
         }
@@ -252,25 +448,28 @@ impl HumanSink {
                 out.push_str(&format!("    … and {} more\n", s.failures.len() - 50));
             }
         }
-        if let Some(e) = &s.error {
+        if let Some(e) = &s.error
+            && st.shown_error.as_deref() != Some(e.as_str())
+        {
             out.push_str(&format!("\n  {} {e}\n", self.bad.apply_to("Error:")));
+        }
+        // Anything short of complete ends with the command that goes on.
+        if s.status != RunStatus::Complete
+            && let Some(p) = &s.state_file
+        {
+            out.push_str(&format!("\nResume with: {}\n", resume_command(p)));
         }
         self.line(st, out.trim_end().to_string());
     }
 }
 
-fn overall_style(color: &str) -> ProgressStyle {
-    ProgressStyle::with_template(&format!(
-        "{{prefix:>12.bold}} [{{bar:40.{color}/white}}] {{percent:>3}}% {{pos}}/{{len}} msgs  {{msg}}  ETA {{eta}}"
-    ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
-}
-
-fn folder_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>12.dim} [{bar:40.cyan/white}] {pos}/{len} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+/// The naming rule: the source's name, and "→ destination" where the two differ.
+pub fn label(source: &str, destination: &str) -> String {
+    if source == destination {
+        source.to_string()
+    } else {
+        format!("{source} → {destination}")
+    }
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -280,10 +479,31 @@ fn side_name(side: Side) -> &'static str {
     }
 }
 
+fn truncate_name(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
 impl Sink for HumanSink {
     fn emit(&self, event: &Event) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
+        // Work has started: nothing is an early error any more.
+        if matches!(
+            event,
+            Event::Phase {
+                phase: Phase::ScanningFolders
+            } | Event::FolderFound { .. }
+                | Event::FolderStarted { .. }
+                | Event::VerifyFolder { .. }
+        ) {
+            self.begin(st);
+        }
         match event {
             Event::Start {
                 source,
@@ -297,6 +517,16 @@ impl Sink for HumanSink {
                 if !self.opts.quiet
                     && let (Some(source), Some(destination)) = (source, destination)
                 {
+                    if self.opts.bars && self.bars_on_stderr && st.pending.is_some() {
+                        let sp = ProgressBar::new_spinner();
+                        sp.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+                        sp.set_message(format!(
+                            "Connecting to {} and {}…",
+                            source.host, destination.host
+                        ));
+                        sp.enable_steady_tick(Duration::from_millis(120));
+                        st.spinner = Some(sp);
+                    }
                     self.line(
                         st,
                         format!(
@@ -329,12 +559,13 @@ impl Sink for HumanSink {
                         "Found {} folders ({} messages, {})",
                         st.found,
                         st.found_messages,
-                        ByteSize(st.found_bytes)
+                        bytes(st.found_bytes)
                     );
                     self.ok_line(st, text);
                 }
                 Phase::CopyingMessages => {
                     let total = st.found_messages;
+                    st.copy_started = Some((self.clock)());
                     self.step_line(st, "Copying messages...");
                     self.start_bars(st, total);
                 }
@@ -359,6 +590,16 @@ impl Sink for HumanSink {
                         self.ok_line(st, format!("Authenticated on {who} server: {host}"))
                     }
                     ConnState::Authenticating => {}
+                    // Before the run gets going a retry is part of connecting: the spinner
+                    // says so, and an early error stays one line.
+                    ConnState::Reconnecting if st.pending.is_some() => {
+                        if let Some(sp) = &st.spinner {
+                            sp.set_message(format!(
+                                "Connecting to {who} server {host} again ({})…",
+                                reason.as_deref().unwrap_or("unknown reason")
+                            ));
+                        }
+                    }
                     ConnState::Reconnecting => self.warn_line(
                         st,
                         format!(
@@ -383,41 +624,51 @@ impl Sink for HumanSink {
                 destination,
                 create,
                 messages,
-                bytes,
+                bytes: size,
                 ..
             } => {
                 st.found += 1;
                 st.found_messages += messages;
-                st.found_bytes += bytes;
+                st.found_bytes += size;
                 if st.dry_run {
                     let what = if *create {
-                        format!("Would create folder: {destination}")
+                        "would be created"
                     } else {
-                        format!("Folder exists: {destination}")
+                        "exists"
                     };
                     self.step_line(
                         st,
                         format!(
-                            "{what} ← {folder}: {messages} messages ({}) to copy",
-                            ByteSize(*bytes)
+                            "{}: {what}; {messages} messages ({}) to copy",
+                            label(folder, destination),
+                            bytes(*size)
                         ),
                     );
                 }
             }
-            Event::FolderCreated { destination, .. } => {
-                self.step_line(st, format!("Creating folder: {destination}"))
-            }
+            Event::FolderCreated {
+                folder,
+                destination,
+            } => self.step_line(
+                st,
+                format!("Creating folder: {}", label(folder, destination)),
+            ),
             Event::FolderStarted {
-                folder, messages, ..
+                folder,
+                destination,
+                messages,
+                ..
             } => {
+                let name = label(folder, destination);
+                let w = self.label_width();
+                let style = self.folder_style();
                 if let Some(live) = &mut st.live {
                     let b = live.multi.add(ProgressBar::new(*messages));
-                    b.set_style(folder_style());
-                    b.set_prefix(truncate_name(folder, 12));
+                    b.set_style(style);
+                    b.set_prefix(truncate_name(&name, w));
                     live.folders.insert(folder.clone(), b);
                 } else {
-                    st.last_line.insert(folder.clone(), 0);
-                    self.step_line(st, format!("Copying messages from {folder} (0/{messages})"));
+                    self.step_line(st, format!("Copying {name} ({messages} messages)"));
                 }
             }
             Event::Progress {
@@ -425,6 +676,7 @@ impl Sink for HumanSink {
                 done,
                 total,
                 overall_done,
+                overall_total,
                 overall_bytes,
                 ..
             } => {
@@ -433,18 +685,17 @@ impl Sink for HumanSink {
                         b.set_position(*done);
                     }
                     live.overall.set_position(*overall_done);
-                    live.overall
-                        .set_message(ByteSize(*overall_bytes).to_string());
-                } else {
-                    let last = st.last_line.get(folder).copied().unwrap_or(0);
-                    let step = (total / 10).max(100);
-                    if done - last.min(*done) >= step && done < total {
-                        st.last_line.insert(folder.clone(), *done);
-                        self.step_line(
-                            st,
-                            format!("Copying messages from {folder} ({done}/{total})"),
-                        );
-                    }
+                    live.overall.set_message(bytes(*overall_bytes));
+                } else if !self.opts.quiet {
+                    self.progress_line(
+                        st,
+                        folder,
+                        *done,
+                        *total,
+                        *overall_done,
+                        *overall_total,
+                        *overall_bytes,
+                    );
                 }
             }
             Event::MessageSkipped {
@@ -458,7 +709,7 @@ impl Sink for HumanSink {
                     st,
                     format!(
                         "Message skipped due to size limit: {folder} UID {uid} ({})",
-                        ByteSize(*size)
+                        bytes(*size)
                     ),
                 ),
                 SkipReason::AlreadyPresent => {
@@ -482,11 +733,12 @@ impl Sink for HumanSink {
             }
             Event::FolderFinished {
                 folder,
+                destination,
                 status,
                 copied,
                 messages,
                 failed,
-                bytes,
+                bytes: size,
                 reason,
                 ..
             } => {
@@ -501,60 +753,71 @@ impl Sink for HumanSink {
                 } else {
                     String::new()
                 };
+                let name = label(folder, destination);
                 match status {
                     FolderStatus::Complete if *messages > 0 => self.ok_line(
                         st,
-                        format!(
-                            "{folder}: {copied} messages copied ({}){extra}",
-                            ByteSize(*bytes)
-                        ),
+                        format!("{name}: {copied} messages copied ({}){extra}", bytes(*size)),
                     ),
                     FolderStatus::Complete => {}
                     FolderStatus::Partial => self.warn_line(
                         st,
-                        format!("{folder}: {copied} copied, {failed} failed{extra}"),
+                        format!("{name}: {copied} copied, {failed} failed{extra}"),
                     ),
                     FolderStatus::Failed => self.err_line(
                         st,
                         format!(
-                            "Error copying folder {folder}: {}",
+                            "Error copying folder {name}: {}",
                             reason.as_deref().unwrap_or("failed")
                         ),
                     ),
                     FolderStatus::Interrupted | FolderStatus::Pending => self.warn_line(
                         st,
-                        format!("{folder}: interrupted after {copied} of {messages} messages"),
+                        format!("{name}: interrupted after {copied} of {messages} messages"),
                     ),
                 }
             }
             Event::Warning { message, .. } => self.warn_line(st, message),
-            Event::Error { message, .. } => self.err_line(st, format!("Error: {message}")),
+            Event::Error { message, folder } => {
+                if folder.is_none() {
+                    st.shown_error = Some(message.clone());
+                }
+                self.err_line(st, format!("Error: {message}"))
+            }
             Event::Summary(s) => {
+                if st.pending.is_some() && s.status == RunStatus::Error {
+                    let message = s.error.clone().or(st.shown_error.clone());
+                    self.early_error(st, message.as_deref().unwrap_or("stopped"));
+                    return;
+                }
+                self.begin(st);
                 self.finish_bars(st, s.status);
                 if st.dry_run && s.status == RunStatus::Complete {
-                    self.line(
-                        st,
-                        format!(
-                            "\nDry run: nothing was changed. {} folders, {} messages, {} would be copied.",
-                            s.folders,
-                            s.messages_total,
-                            ByteSize(s.per_folder.iter().map(|f| f.bytes).sum::<u64>())
-                        ),
+                    let text = format!(
+                        "\nDry run: nothing was changed. {} folders, {} messages, {} would be copied.",
+                        s.folders,
+                        s.messages_total,
+                        bytes(s.per_folder.iter().map(|f| f.bytes).sum::<u64>())
                     );
+                    self.line(st, text);
                 } else {
                     self.summary(st, s);
                 }
             }
-            Event::BatchSummary(_) => {}
+            Event::BatchSummary(b) => {
+                // Only a batch that could not start reaches this display.
+                if st.pending.is_some() && b.status == RunStatus::Error {
+                    let message = st.shown_error.clone();
+                    self.early_error(st, message.as_deref().unwrap_or("stopped"));
+                }
+            }
             Event::Detail { side, message } => {
                 if self.opts.verbose {
                     let who = side
                         .map(|s| format!("{}: ", side_name(s)))
                         .unwrap_or_default();
-                    self.line(
-                        st,
-                        format!("  {}", self.dim.apply_to(format!("{who}{message}"))),
-                    );
+                    let text = format!("  {}", self.dim.apply_to(format!("{who}{message}")));
+                    self.line(st, text);
                 }
             }
             Event::VerifyFolder {
@@ -566,11 +829,12 @@ impl Sink for HumanSink {
                 missing_messages,
                 ..
             } => {
+                let name = label(folder, destination);
                 if *missing == 0 {
                     self.ok_line(
                         st,
                         format!(
-                            "{folder} → {destination}: all {source_messages} messages present{}",
+                            "{name}: all {source_messages} messages present{}",
                             if *extra > 0 {
                                 format!(", {extra} extra in the destination")
                             } else {
@@ -581,62 +845,55 @@ impl Sink for HumanSink {
                 } else {
                     self.err_line(
                         st,
-                        format!("{folder} → {destination}: {missing} of {source_messages} messages missing in the destination{}",
+                        format!("{name}: {missing} of {source_messages} messages missing in the destination{}",
                             if *extra > 0 { format!(", {extra} extra") } else { String::new() }),
                     );
                     for m in missing_messages.iter().take(5) {
-                        self.line(
-                            st,
-                            format!(
-                                "    missing: UID {} {} ({})",
-                                m.uid,
-                                m.message_id.as_deref().unwrap_or("(no Message-ID)"),
-                                ByteSize(m.size)
-                            ),
+                        let text = format!(
+                            "    missing: UID {} {} ({})",
+                            m.uid,
+                            m.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                            bytes(m.size)
                         );
+                        self.line(st, text);
                     }
                 }
             }
             Event::VerifySummary(v) => {
+                if st.pending.is_some() && v.status == VerifyStatus::Error {
+                    let message = v.error.clone().or(st.shown_error.clone());
+                    self.early_error(st, message.as_deref().unwrap_or("stopped"));
+                    return;
+                }
+                self.begin(st);
                 let text = match v.status {
-                    crate::event::VerifyStatus::Ok => self.ok.apply_to(format!(
+                    VerifyStatus::Ok => self.ok.apply_to(format!(
                         "Verified: the destination holds all {} source messages in {} folders",
                         v.source_messages, v.folders
                     )),
-                    crate::event::VerifyStatus::Mismatch => self.bad.apply_to(format!(
+                    VerifyStatus::Mismatch => self.bad.apply_to(format!(
                         "Mismatch: {} of {} source messages are missing in the destination",
                         v.missing, v.source_messages
                     )),
-                    crate::event::VerifyStatus::Error => self.bad.apply_to(format!(
+                    VerifyStatus::Error => self.bad.apply_to(format!(
                         "Verify stopped by an error: {}",
                         v.error.as_deref().unwrap_or("unknown")
                     )),
                 };
                 self.line(st, format!("\n{text}"));
-                if v.status != crate::event::VerifyStatus::Error {
-                    self.line(
-                        st,
-                        format!(
-                            "  Source is clean: {}",
-                            if v.source_clean {
-                                "yes (no source message is also in the destination)"
-                            } else {
-                                "no (source messages are still there)"
-                            }
-                        ),
+                if v.status != VerifyStatus::Error {
+                    let text = format!(
+                        "  Source is clean: {}",
+                        if v.source_clean {
+                            "yes (no source message is also in the destination)"
+                        } else {
+                            "no (source messages are still there)"
+                        }
                     );
+                    self.line(st, text);
                 }
             }
         }
-    }
-}
-
-fn truncate_name(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
+        let _ = st.out.flush();
     }
 }
