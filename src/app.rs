@@ -114,6 +114,7 @@ impl Early<'_> {
         self.sink.emit(&Event::Error {
             message: message.clone(),
             folder: None,
+            side: None,
         });
         self.sink
             .emit(&Event::Summary(Summary::early_error(message, code)));
@@ -497,6 +498,7 @@ fn verify(args: VerifyArgs) -> i32 {
         sink.emit(&Event::Error {
             message: message.clone(),
             folder: None,
+            side: None,
         });
         sink.emit(&Event::VerifySummary(
             crate::event::VerifySummary::early_error(message, code),
@@ -580,6 +582,7 @@ fn batch(args: BatchArgs) -> i32 {
                 j.emit(&Event::Error {
                     message,
                     folder: None,
+                    side: None,
                 });
                 j.emit(&Event::BatchSummary(summary));
             }
@@ -685,6 +688,7 @@ fn batch(args: BatchArgs) -> i32 {
         top.emit(&Event::Error {
             message: format!("{} line {}: {}", args.file.display(), b.line, b.message),
             folder: None,
+            side: None,
         });
     }
     let cancel = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 mod copy;
 pub(crate) use copy::WINDOW;
+mod disposition;
+pub(crate) use disposition::{Disposition, Op, disposition};
 mod scan;
+pub(crate) use scan::vanished;
 
 use crate::endpoint::Endpoint;
 use crate::event::{
@@ -342,6 +345,7 @@ impl Engine {
                 self.emit(Event::Error {
                     message: format!("{} server: {}", e.side.label(), e.err.message),
                     folder: None,
+                    side: Some(e.side),
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,
@@ -460,7 +464,8 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
-        let (tasks, warnings) = self.scan(main)?;
+        let (tasks, warnings, mut failed) = self.scan(main)?;
+        reports.append(&mut failed);
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,
@@ -521,34 +526,24 @@ impl Engine {
             }
             match self.create_folder(&mut main.dst, &t.map, &subscribed) {
                 Ok(()) => ready.push(t),
-                Err(e) if e.is_fatal() || e.is_recoverable() => {
-                    return Err(SideErr {
+                Err(err) => {
+                    let e = SideErr {
                         side: Side::Destination,
-                        err: e,
-                    });
-                }
-                Err(e) => {
-                    let reason = format!(
-                        "the destination refused to create folder '{}': {}",
-                        t.map.dest, e.message
-                    );
-                    self.emit(Event::Error {
-                        message: reason.clone(),
-                        folder: Some(t.map.source.clone()),
-                    });
-                    let rep = FolderReport {
-                        folder: t.map.source.clone(),
-                        destination: t.map.dest.clone(),
-                        status: FolderStatus::Failed,
-                        messages: t.messages,
-                        copied: 0,
-                        skipped: 0,
-                        failed: t.messages,
-                        bytes: 0,
-                        deleted_on_source: 0,
+                        err,
                     };
-                    self.emit(folder_finished(&rep, 0, Some(reason)));
-                    reports.push(rep);
+                    match disposition(&e.err, e.side, Op::Create) {
+                        Disposition::Retry | Disposition::EndJob(_) => return Err(e),
+                        Disposition::FailFolder | Disposition::FailMessage => {
+                            let e = SideErr {
+                                side: e.side,
+                                err: ImapError::new(
+                                    e.err.kind,
+                                    format!("refused to create folder '{}': {}", t.map.dest, e.err),
+                                ),
+                            };
+                            reports.push(self.folder_failed(&t.map, t.messages, &e));
+                        }
+                    }
                 }
             }
         }
@@ -750,7 +745,12 @@ impl Engine {
                         break;
                     }
                 }
-                Err(e) if e.err.is_fatal() => {
+                Err(e)
+                    if matches!(
+                        disposition(&e.err, e.side, Op::Copy),
+                        Disposition::EndJob(_)
+                    ) =>
+                {
                     self.checkpoint(task, &prog, FolderStatus::Interrupted);
                     return Err(e);
                 }
@@ -765,7 +765,10 @@ impl Engine {
                             *pair = Some(old);
                         }
                     }
-                    failed_reason = Some(format!("{} server: {}", e.side.label(), e.err.message));
+                    failed_reason = Some((
+                        e.side,
+                        format!("{} server: {}", e.side.label(), e.err.message),
+                    ));
                     break;
                 }
             }
@@ -786,10 +789,11 @@ impl Engine {
         } else {
             FolderStatus::Complete
         };
-        if let Some(r) = &failed_reason {
+        if let Some((side, r)) = &failed_reason {
             self.emit(Event::Error {
                 message: format!("folder '{}' failed: {r}", task.map.source),
                 folder: Some(task.map.source.clone()),
+                side: Some(*side),
             });
         }
         self.checkpoint(task, &prog, status);
@@ -807,9 +811,33 @@ impl Engine {
         self.emit(folder_finished(
             &rep,
             started.elapsed().as_millis() as u64,
-            failed_reason,
+            failed_reason.map(|(_, r)| r),
         ));
         Ok((rep, std::mem::take(&mut prog.failures)))
+    }
+
+    /// A folder that cannot be copied in this run: an error event naming it and the side
+    /// that refused, and its report. The next run tries it again.
+    fn folder_failed(&self, m: &Mapping, messages: u64, e: &SideErr) -> FolderReport {
+        let reason = format!("{} server: {}", e.side.label(), e.err.message);
+        self.emit(Event::Error {
+            message: format!("folder '{}' failed: {reason}", m.source),
+            folder: Some(m.source.clone()),
+            side: Some(e.side),
+        });
+        let rep = FolderReport {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+            status: FolderStatus::Failed,
+            messages,
+            copied: 0,
+            skipped: 0,
+            failed: messages,
+            bytes: 0,
+            deleted_on_source: 0,
+        };
+        self.emit(folder_finished(&rep, 0, Some(reason)));
+        rep
     }
 
     /// `--delete-source`: remove from the source exactly the messages the destination

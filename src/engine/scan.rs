@@ -52,95 +52,134 @@ impl Engine {
         Ok((folders, warnings))
     }
 
-    pub(super) fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
+    /// Scan every planned folder. A folder the source or destination will not open is
+    /// reported failed (or, when it vanished from the source meanwhile, warned about) and
+    /// the others are scanned; `Err` only for what ends the job or calls for a reconnect.
+    pub(super) fn scan(
+        &self,
+        main: &mut Pair,
+    ) -> SResult<(Vec<Task>, Warnings, Vec<FolderReport>)> {
         let (folders, warnings) = self.plan_folders(main)?;
         let mut tasks = Vec::new();
+        let mut failed = Vec::new();
         for m in folders {
             if self.cancelled() {
                 break;
             }
-            let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
-            // A folder the state knows: STATUS tells whether anything is new, without
-            // opening it (a no-change run is then one command per folder).
-            let info = match &resume {
-                Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
-                None => main.src.examine(&m.source_wire).on(Side::Source)?,
-            };
-            let mut start_uid = 1;
-            let mut index_destination = true;
-            let mut retry_uids = Vec::new();
-            let mut prior = None;
-            if let Some(r) = &resume {
-                if Some(r.uid_validity) == info.uid_validity {
-                    start_uid = r.last_uid.saturating_add(1);
-                    // Messages that failed last time are tried again.
-                    retry_uids = r.failures.iter().map(|f| f.uid).collect();
-                    retry_uids.sort_unstable();
-                    retry_uids.dedup();
-                    let mut p = r.clone();
-                    p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
-                    p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
-                    p.failures.clear();
-                    prior = Some(p);
-                    let nothing_new =
-                        retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
-                    // Nothing was appended since the last checkpoint: no need to index.
-                    if m.exists
-                        && !nothing_new
-                        && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
-                        && let Ok(st) = main.dst.status(&m.dest_wire)
-                        && st.uid_validity == Some(v)
-                        && st.uid_next == Some(n)
-                    {
-                        index_destination = false;
+            match self.scan_folder(main, &m) {
+                Ok(t) => tasks.push(t),
+                Err(e) => match disposition(&e.err, e.side, Op::Open) {
+                    Disposition::FailFolder | Disposition::FailMessage => {
+                        if e.side == Side::Source && vanished(&mut main.src, &m.source_wire) {
+                            self.emit(Event::Warning {
+                                message: format!(
+                                    "folder '{}' is no longer on the source (deleted or renamed since the scan began); nothing to copy from it",
+                                    m.source
+                                ),
+                                folder: Some(m.source.clone()),
+                            });
+                            continue;
+                        }
+                        failed.push(self.folder_failed(&m, 0, &e));
+                        // What earlier runs settled stays; `btsx status` shows the failure.
+                        if let Some(st) = &self.state
+                            && !self.opts.dry_run
+                            && let Some(prior) = st.folder(&m.source)
+                        {
+                            let _ = st.update(FolderState {
+                                status: FolderStatus::Failed,
+                                ..prior
+                            });
+                        }
                     }
-                } else {
-                    self.emit(Event::Warning {
-                        message: format!(
-                            "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
-                            m.source
-                        ),
-                        folder: Some(m.source.clone()),
-                    });
-                }
+                    Disposition::Retry | Disposition::EndJob(_) => return Err(e),
+                },
             }
-            let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
-                (0, 0, 0)
-            } else {
-                let nothing_new = info
-                    .uid_next
-                    .is_some_and(|n| n <= start_uid && start_uid > 1);
-                if resume.is_some() && !(nothing_new && retry_uids.is_empty()) {
-                    // STATUS above did not open the folder.
-                    main.src.examine(&m.source_wire).on(Side::Source)?;
-                }
-                let mut uids = retry_uids.clone();
-                if !nothing_new {
-                    uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
-                }
-                self.count(&mut main.src, &uids).on(Side::Source)?
-            };
-            self.emit(Event::FolderFound {
-                folder: m.source.clone(),
-                destination: m.dest.clone(),
-                special_use: m.special_use.clone(),
-                create: !m.exists,
-                messages,
-                bytes,
-            });
-            tasks.push(Task {
-                messages,
-                bytes,
-                start_uid,
-                index_destination: index_destination && m.exists,
-                retry_uids,
-                uid_validity: info.uid_validity,
-                scan_last_uid,
-                prior,
-                map: m,
-            });
         }
-        Ok((tasks, warnings))
+        Ok((tasks, warnings, failed))
+    }
+
+    fn scan_folder(&self, main: &mut Pair, m: &Mapping) -> SResult<Task> {
+        let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
+        // A folder the state knows: STATUS tells whether anything is new, without
+        // opening it (a no-change run is then one command per folder).
+        let info = match &resume {
+            Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
+            None => main.src.examine(&m.source_wire).on(Side::Source)?,
+        };
+        let mut start_uid = 1;
+        let mut index_destination = true;
+        let mut retry_uids = Vec::new();
+        let mut prior = None;
+        if let Some(r) = &resume {
+            if Some(r.uid_validity) == info.uid_validity {
+                start_uid = r.last_uid.saturating_add(1);
+                // Messages that failed last time are tried again.
+                retry_uids = r.failures.iter().map(|f| f.uid).collect();
+                retry_uids.sort_unstable();
+                retry_uids.dedup();
+                let mut p = r.clone();
+                p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
+                p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
+                p.failures.clear();
+                prior = Some(p);
+                let nothing_new =
+                    retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
+                // Nothing was appended since the last checkpoint: no need to index.
+                if m.exists
+                    && !nothing_new
+                    && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
+                    && let Ok(st) = main.dst.status(&m.dest_wire)
+                    && st.uid_validity == Some(v)
+                    && st.uid_next == Some(n)
+                {
+                    index_destination = false;
+                }
+            } else {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
+                        m.source
+                    ),
+                    folder: Some(m.source.clone()),
+                });
+            }
+        }
+        let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
+            (0, 0, 0)
+        } else {
+            let nothing_new = info
+                .uid_next
+                .is_some_and(|n| n <= start_uid && start_uid > 1);
+            if resume.is_some() && !(nothing_new && retry_uids.is_empty()) {
+                // STATUS above did not open the folder.
+                main.src.examine(&m.source_wire).on(Side::Source)?;
+            }
+            let mut uids = retry_uids.clone();
+            if !nothing_new {
+                uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
+            }
+            self.count(&mut main.src, &uids).on(Side::Source)?
+        };
+        self.emit(Event::FolderFound {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+            special_use: m.special_use.clone(),
+            create: !m.exists,
+            messages,
+            bytes,
+        });
+        Ok(Task {
+            messages,
+            bytes,
+            start_uid,
+            index_destination: index_destination && m.exists,
+            retry_uids,
+            uid_validity: info.uid_validity,
+            scan_last_uid,
+            prior,
+            map: m.clone(),
+        })
     }
 
     /// Messages, bytes and the highest UID among `uids` that the date filter takes, read in
@@ -158,4 +197,10 @@ impl Engine {
         }
         Ok((n, bytes, last))
     }
+}
+
+/// Is `wire` gone from the source's LIST? A LIST that fails says nothing: not gone.
+pub(crate) fn vanished(src: &mut Session, wire: &str) -> bool {
+    src.list()
+        .is_ok_and(|l| !l.iter().any(|f| f.selectable && f.name == wire))
 }

@@ -607,6 +607,10 @@ impl Sink for HumanSink {
                         "Mismatch: {} of {} source messages are missing in the destination",
                         v.missing, v.source_messages
                     )),
+                    crate::event::VerifyStatus::Partial => self.bad.apply_to(format!(
+                        "Incomplete: {} folders could not be verified; nothing is missing in the {} compared",
+                        v.folders_failed, v.folders
+                    )),
                     crate::event::VerifyStatus::Error => self.bad.apply_to(format!(
                         "Verify stopped by an error: {}",
                         v.error.as_deref().unwrap_or("unknown")

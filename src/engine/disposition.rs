@@ -1,0 +1,98 @@
+//! What the engine does about an error: retry, give up one message, give up one folder, or
+//! end the job. One function decides, from the side, the phase and the error, so the rules
+//! live in one table (it can move into the IMAP layer once errors carry response codes).
+
+use crate::event::Side;
+use crate::exit;
+use crate::imap::{ImapError, Kind};
+
+/// The kind of command that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Opening or asking about one folder: EXAMINE, SELECT, STATUS.
+    Open,
+    /// CREATE of one destination folder.
+    Create,
+    /// Reading one folder's messages (UID SEARCH, FETCH) or anything while copying it.
+    Copy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Reconnect and try again (up to `--retries`).
+    Retry,
+    /// This folder cannot be done now; the others go on, the next run tries it again.
+    FailFolder,
+    /// This message cannot be done now; the folder goes on. (APPEND answers are still
+    /// judged in copy.rs; this is their row once they move here.)
+    #[allow(dead_code)]
+    FailMessage,
+    /// Nothing can go on: end the job with this exit code.
+    EndJob(i32),
+}
+
+/// The one table (account-wide commands such as LIST are not in it: without them nothing
+/// can go on). A NO or BAD is about the folder it was for; only the destination being
+/// over quota, a refused login or an unusable endpoint ends the job.
+pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
+    match err.kind {
+        Kind::Timeout | Kind::Dropped | Kind::Protocol => Disposition::Retry,
+        Kind::Usage => Disposition::EndJob(exit::USAGE),
+        Kind::Auth => Disposition::EndJob(exit::AUTH),
+        Kind::Resolve | Kind::Connect | Kind::Tls | Kind::Certificate => {
+            Disposition::EndJob(exit::CONNECTION)
+        }
+        // The IMAP layer calls any NO mentioning "quota" over quota (a folder named
+        // "Quotations" too): only the destination, while storing, can really be over quota.
+        Kind::OverQuota if side == Side::Destination && matches!(op, Op::Create | Op::Copy) => {
+            Disposition::EndJob(exit::DESTINATION)
+        }
+        Kind::OverQuota | Kind::No | Kind::Bad => Disposition::FailFolder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(kind: Kind, text: &str) -> ImapError {
+        ImapError::new(kind, text)
+    }
+
+    #[test]
+    fn only_a_destination_over_quota_ends_the_job() {
+        let q = e(Kind::OverQuota, "Quota exceeded (mailbox for user is full)");
+        assert_eq!(
+            disposition(&q, Side::Destination, Op::Copy),
+            Disposition::EndJob(exit::DESTINATION)
+        );
+        // "Quotations" vanished from the source: that folder only.
+        let gone = e(Kind::OverQuota, "Mailbox doesn't exist: Quotations");
+        assert_eq!(
+            disposition(&gone, Side::Source, Op::Open),
+            Disposition::FailFolder
+        );
+        assert_eq!(
+            disposition(&gone, Side::Destination, Op::Open),
+            Disposition::FailFolder
+        );
+    }
+
+    #[test]
+    fn a_no_fails_one_folder_and_drops_are_retried() {
+        let no = e(Kind::No, "[SERVERBUG] Internal error occurred.");
+        for op in [Op::Open, Op::Create, Op::Copy] {
+            for side in [Side::Source, Side::Destination] {
+                assert_eq!(disposition(&no, side, op), Disposition::FailFolder);
+            }
+        }
+        assert_eq!(
+            disposition(&e(Kind::Dropped, "x"), Side::Source, Op::Open),
+            Disposition::Retry
+        );
+        assert_eq!(
+            disposition(&e(Kind::Auth, "x"), Side::Source, Op::Copy),
+            Disposition::EndJob(exit::AUTH)
+        );
+    }
+}

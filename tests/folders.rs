@@ -1,0 +1,152 @@
+//! Folders against real Dovecot servers: one folder's failure is that folder's alone, and
+//! subscriptions follow the source.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use support::{Digest, Dovecot, Others, assert_same_mail, btsx, folder_map, json_lines, summary};
+
+const USER: &str = "alice";
+
+fn run(cmd: &str, src: &Dovecot, dst: &Dovecot, state: &Path, extra: &[&str]) -> Output {
+    let mut c = btsx();
+    c.arg(cmd)
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env(
+            "XDG_STATE_HOME",
+            state.parent().unwrap_or(Path::new("/tmp")),
+        );
+    if cmd == "migrate" {
+        c.arg("--state").arg(state);
+    }
+    c.output().expect("run btsx")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The maildir directory of a source folder (LAYOUT=fs: the path as named).
+fn folder_dir(server: &Dovecot, folder: &str) -> PathBuf {
+    server
+        .dir
+        .join("home")
+        .join(USER)
+        .join("Maildir")
+        .join(folder)
+}
+
+fn chmod(dir: &Path, mode: u32) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn without(d: &Digest, folder: &str) -> Digest {
+    let mut d = d.clone();
+    d.folders.remove(folder);
+    d
+}
+
+#[test]
+fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "11", "--messages", "120"]);
+    let src_digest = src.digest(USER);
+    let bad = "Archive/2019";
+    assert!(
+        !src_digest.folders[bad].messages.is_empty(),
+        "the broken folder holds mail"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+
+    // Dovecot answers EXAMINE and STATUS of that folder with NO [SERVERBUG].
+    chmod(&folder_dir(&src, bad), 0o000);
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(sum["status"], "partial");
+    assert_eq!(sum["folders_failed"].as_u64(), Some(1));
+    let err = events
+        .iter()
+        .find(|e| e["type"] == "error")
+        .expect("an error event");
+    assert_eq!(err["folder"], bad, "{err}");
+    assert_eq!(err["side"], "source", "{err}");
+    let failed: Vec<&Value> = sum["per_folder"]
+        .as_array()
+        .expect("per_folder")
+        .iter()
+        .filter(|f| f["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{sum}");
+    assert_eq!(failed[0]["folder"], bad);
+    // Every other folder is copied, exactly.
+    let map = folder_map(sum);
+    let dst_digest = dst.digest(USER);
+    assert_same_mail(
+        "first run",
+        &without(&src_digest, bad),
+        &dst_digest,
+        &map,
+        Others::Empty,
+    );
+    assert!(
+        !dst_digest.folders.contains_key("Archive.2019")
+            || dst_digest.folders["Archive.2019"].messages.is_empty(),
+        "nothing copied from the unreadable folder"
+    );
+
+    // verify: the folder it cannot open is reported, the others are compared.
+    let out = run("verify", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let vs = events.last().expect("events");
+    assert_eq!(vs["type"], "verify_summary");
+    assert_eq!(vs["status"], "partial", "{vs}");
+    assert_eq!(vs["folders_failed"].as_u64(), Some(1));
+    assert_eq!(vs["missing"].as_u64(), Some(0));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "error" && e["folder"] == bad && e["side"] == "source")
+    );
+    let compared = events
+        .iter()
+        .filter(|e| e["type"] == "verify_folder")
+        .count();
+    assert_eq!(compared, src_digest.folders.len() - 1);
+
+    // Readable again: the same command finishes the job.
+    chmod(&folder_dir(&src, bad), 0o700);
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(sum["status"], "complete");
+    assert_eq!(
+        sum["messages_copied"].as_u64(),
+        Some(src_digest.folders[bad].messages.len() as u64)
+    );
+    let map = folder_map(sum);
+    assert_same_mail(
+        "second run",
+        &src_digest,
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
+    let out = run("verify", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
