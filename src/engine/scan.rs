@@ -11,9 +11,12 @@ impl Engine {
         let src_ns = fill_separator(src_ns, &listed);
         let dst_listed = main.dst.list().on(Side::Destination)?;
         let dst_ns = fill_separator(dst_ns, &dst_listed);
+        // Only the selected folders are planned: a clash with a folder left out is no clash.
         let sources: Vec<SourceFolder> = listed
             .iter()
-            .filter(|f| f.selectable)
+            .filter(|f| {
+                f.selectable && self.opts.folders.takes(&crate::utf7::decode_lossy(&f.name))
+            })
             .map(|f| SourceFolder {
                 wire: f.name.clone(),
                 special_use: f.special_use.clone(),
@@ -38,12 +41,12 @@ impl Engine {
                 });
             }
         }
-        let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map);
-        let folders = plan
-            .folders
-            .into_iter()
-            .filter(|m| self.opts.folders.takes(&m.source))
-            .collect();
+        let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map)
+            .map_err(|why| SideErr {
+                side: Side::Destination,
+                err: ImapError::new(Kind::Usage, why),
+            })?;
+        let folders = plan.folders;
         let warnings = plan
             .warnings
             .into_iter()
