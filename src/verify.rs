@@ -60,11 +60,11 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let message = format!("{} server: {}", e.side.label(), e.err.message);
+                let (message, side) = e.describe();
                 self.emit(Event::Error {
                     message: message.clone(),
                     folder: None,
-                    side: Some(e.side),
+                    side,
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,

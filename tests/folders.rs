@@ -150,3 +150,100 @@ fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
     let out = run("verify", &src, &dst, &state, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
 }
+
+#[test]
+fn subscriptions_follow_the_source_and_folders_never_merge() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "5", "--messages", "60"]);
+    // A real "a_b" beside "a.b" (which becomes "a_b" on a '.' destination).
+    src.generate(
+        USER,
+        &["--profile", "flat", "--folder", "a_b", "--messages", "3"],
+    );
+    src.imap(USER, &["UNSUBSCRIBE Archive"]);
+    // The destination has some folders already, subscribed unlike the source; two of them
+    // ("Elsewhere", "Lonely") are not part of the plan, one ("Entwürfe") is left out.
+    dst.imap(
+        USER,
+        &[
+            "CREATE Archive",
+            "SUBSCRIBE Archive",
+            "CREATE \"Old Mail\"",
+            "SUBSCRIBE \"Old Mail\"",
+            "CREATE Drafts",
+            "UNSUBSCRIBE Drafts",
+            "CREATE Entw&APw-rfe",
+            "CREATE Elsewhere",
+            "SUBSCRIBE Elsewhere",
+            "CREATE Lonely",
+        ],
+    );
+    let src_digest = src.digest(USER);
+    assert!(!src_digest.folders["Archive"].subscribed);
+    assert!(!src_digest.folders["Old Mail"].subscribed);
+    assert!(src_digest.folders["Drafts"].subscribed);
+    assert!(src_digest.folders["Entwürfe"].subscribed);
+    let before = dst.digest(USER);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+
+    // A --folder-map onto another source folder's name is refused before anything changes.
+    let out = run(
+        "migrate",
+        &src,
+        &dst,
+        &state,
+        &["--json", "--folder-map", "Old Mail=Empty"],
+    );
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let err = summary(&events)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        err.contains("'Old Mail'") && err.contains("'Empty'"),
+        "{err}"
+    );
+    assert_eq!(dst.digest(USER), before, "nothing changed");
+
+    // (A job with other options is another job: its own state file.)
+    let state = tmp.path().join("job2.json");
+    let out = run(
+        "migrate",
+        &src,
+        &dst,
+        &state,
+        &["--json", "--exclude", "Entw*"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let map = folder_map(summary(&events));
+    assert_eq!(map["a_b"], "a_b");
+    assert_eq!(map["a.b"], "a_b-2");
+    assert!(events.iter().any(|e| e["type"] == "warning"
+        && e["folder"] == "a.b"
+        && e["message"].as_str().is_some_and(|m| m.contains("a_b-2"))));
+    let dst_digest = dst.digest(USER);
+    assert_same_mail(
+        "",
+        &without(&src_digest, "Entwürfe"),
+        &dst_digest,
+        &map,
+        Others::Ignored,
+    );
+    for (name, f) in &src_digest.folders {
+        if name == "Entwürfe" {
+            continue;
+        }
+        assert_eq!(
+            dst_digest.folders[&map[name]].subscribed, f.subscribed,
+            "subscription of {name}"
+        );
+    }
+    // Folders outside the plan keep theirs.
+    assert!(dst_digest.folders["Elsewhere"].subscribed);
+    assert!(!dst_digest.folders["Lonely"].subscribed);
+    assert!(!dst_digest.folders["Entwürfe"].subscribed);
+}

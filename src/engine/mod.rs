@@ -99,6 +99,21 @@ pub(crate) struct SideErr {
 
 pub(crate) type SResult<T> = Result<T, SideErr>;
 
+impl SideErr {
+    /// One line for people, and the server it is about: none for a usage error (such as a
+    /// refused folder plan), which no server said.
+    pub(crate) fn describe(&self) -> (String, Option<Side>) {
+        if self.err.kind == Kind::Usage {
+            (self.err.message.clone(), None)
+        } else {
+            (
+                format!("{} server: {}", self.side.label(), self.err.message),
+                Some(self.side),
+            )
+        }
+    }
+}
+
 /// (folder, message) pairs.
 type Warnings = Vec<(String, String)>;
 
@@ -155,6 +170,12 @@ struct FolderProgress {
     /// Retried UIDs settled in this run (not to be sent again after a reconnect).
     retried: HashSet<u32>,
     deleted_on_source: u64,
+}
+
+/// Wire names subscribed on each side (LSUB) when the job began.
+struct Subscriptions {
+    source: HashSet<String>,
+    destination: HashSet<String>,
 }
 
 pub(crate) struct Pair {
@@ -342,19 +363,16 @@ impl Engine {
             }
             Err(e) => {
                 let code = exit_code_for(&e.err);
+                let (message, side) = e.describe();
                 self.emit(Event::Error {
-                    message: format!("{} server: {}", e.side.label(), e.err.message),
+                    message: message.clone(),
                     folder: None,
-                    side: Some(e.side),
+                    side,
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,
                 });
-                (
-                    RunStatus::Error,
-                    code,
-                    Some(format!("{} server: {}", e.side.label(), e.err.message)),
-                )
+                (RunStatus::Error, code, Some(message))
             }
         };
         if status != RunStatus::Error {
@@ -497,8 +515,8 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::CreatingFolders,
         });
-        // New folders are always subscribed (so mail clients show them); existing ones
-        // when the source has them subscribed.
+        // Subscriptions of the planned folders follow the source's, both ways; folders
+        // outside the plan are never touched.
         let src_subscribed: HashSet<String> = main
             .src
             .subscribed()
@@ -511,14 +529,10 @@ impl Engine {
             .on(Side::Destination)?
             .into_iter()
             .collect();
-        let subscribed: HashSet<String> = tasks
-            .iter()
-            .filter(|t| {
-                src_subscribed.contains(&t.map.source_wire)
-                    && !dst_subscribed.contains(&t.map.dest_wire)
-            })
-            .map(|t| t.map.source_wire.clone())
-            .collect();
+        let subscribed = Subscriptions {
+            source: src_subscribed,
+            destination: dst_subscribed,
+        };
         let mut ready = Vec::new();
         for t in tasks {
             if self.cancelled() {
@@ -554,25 +568,44 @@ impl Engine {
         &self,
         dst: &mut Session,
         m: &Mapping,
-        subscribed: &HashSet<String>,
+        subscribed: &Subscriptions,
     ) -> Result<(), ImapError> {
         if self.opts.dry_run {
             return Ok(());
         }
-        if m.exists {
-            // Carry the source's subscription over (INBOX, Sent …); never unsubscribe.
-            if subscribed.contains(&m.source_wire) {
-                let _ = dst.subscribe(&m.dest_wire);
-            }
-            return Ok(());
+        if !m.exists {
+            dst.create(&m.dest_wire)?;
+            self.emit(Event::FolderCreated {
+                folder: m.source.clone(),
+                destination: m.dest.clone(),
+            });
         }
-        dst.create(&m.dest_wire)?;
-        // Subscribing is a courtesy; a server that refuses it still has the folder.
-        let _ = dst.subscribe(&m.dest_wire);
-        self.emit(Event::FolderCreated {
-            folder: m.source.clone(),
-            destination: m.dest.clone(),
-        });
+        let want = subscribed.source.contains(&m.source_wire);
+        let have = m.exists
+            && subscribed.destination.iter().any(|d| {
+                *d == m.dest_wire || (m.dest == "INBOX" && d.eq_ignore_ascii_case("INBOX"))
+            });
+        if want != have {
+            let r = if want {
+                dst.subscribe(&m.dest_wire)
+            } else {
+                dst.unsubscribe(&m.dest_wire)
+            };
+            // A subscription is a courtesy: the folder and its mail are there either way.
+            if let Err(e) = r {
+                if e.is_recoverable() {
+                    return Err(e);
+                }
+                self.emit(Event::Warning {
+                    message: format!(
+                        "could not {} destination folder '{}': {e}",
+                        if want { "subscribe" } else { "unsubscribe" },
+                        m.dest
+                    ),
+                    folder: Some(m.source.clone()),
+                });
+            }
+        }
         Ok(())
     }
 
