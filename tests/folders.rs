@@ -108,6 +108,19 @@ fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
         "nothing copied from the unreadable folder"
     );
 
+    // Still broken: the same again (Dovecot now lists the folder \Noselect to plain LIST), nothing
+    // duplicated.
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "error" && e["folder"] == bad && e["side"] == "source"),
+        "{events:?}"
+    );
+    assert_eq!(dst.digest(USER), dst_digest, "nothing changed");
+
     // verify: the folder it cannot open is reported, the others are compared.
     let out = run("verify", &src, &dst, &state, &["--json"]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
@@ -149,6 +162,40 @@ fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
     );
     let out = run("verify", &src, &dst, &state, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+
+    // A folder an earlier run copied breaks: the incremental run says so (exit 1), not
+    // "complete"; mended, the next run is complete again with nothing to copy.
+    chmod(&folder_dir(&src, bad), 0o000);
+    for round in ["broken", "broken again"] {
+        let out = run("migrate", &src, &dst, &state, &["--json"]);
+        assert_eq!(out.status.code(), Some(1), "{round}: {}", stderr(&out));
+        let events = json_lines(&out);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["type"] == "error" && e["folder"] == bad && e["side"] == "source"),
+            "{round}: {events:?}"
+        );
+    }
+    // A job that never saw the folder (its own state file) is not fooled by the \Noselect
+    // Dovecot now lists it with either.
+    let fresh = tmp.path().join("fresh.json");
+    let out = run("migrate", &src, &dst, &fresh, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "fresh job: {}", stderr(&out));
+    let events = json_lines(&out);
+    assert_eq!(summary(&events)["folders_failed"].as_u64(), Some(1));
+    chmod(&folder_dir(&src, bad), 0o700);
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    assert_eq!(summary(&events)["messages_copied"].as_u64(), Some(0));
+    assert_same_mail(
+        "after mending",
+        &src_digest,
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
 }
 
 #[test]

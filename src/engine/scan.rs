@@ -12,10 +12,22 @@ impl Engine {
         let dst_listed = main.dst.list().on(Side::Destination)?;
         let dst_ns = fill_separator(dst_ns, &dst_listed);
         // Only the selected folders are planned: a clash with a folder left out is no clash.
+        // A \Noselect folder is planned when it has no subfolders or an earlier run knows it:
+        // Dovecot lists a folder it once failed to open as \Noselect (even after it was
+        // mended), so it is tried; one that cannot be opened is a failure to report, not a
+        // folder to forget. A \Noselect parent is only a node of the tree.
+        let parents = parents(&listed);
+        let known = |name: &str| {
+            self.state
+                .as_ref()
+                .is_some_and(|s| s.folder(name).is_some())
+        };
         let sources: Vec<SourceFolder> = listed
             .iter()
             .filter(|f| {
-                f.selectable && self.opts.folders.takes(&crate::utf7::decode_lossy(&f.name))
+                let name = crate::utf7::decode_lossy(&f.name);
+                (f.selectable || !parents.contains(f.name.as_str()) || known(&name))
+                    && self.opts.folders.takes(&name)
             })
             .map(|f| SourceFolder {
                 wire: f.name.clone(),
@@ -84,14 +96,17 @@ impl Engine {
                             continue;
                         }
                         failed.push(self.folder_failed(&m, 0, &e));
-                        // What earlier runs settled stays; `btsx status` shows the failure.
+                        // What earlier runs settled stays; `btsx status` shows the failure, and
+                        // the next run plans the folder even if LIST now calls it \Noselect.
                         if let Some(st) = &self.state
                             && !self.opts.dry_run
-                            && let Some(prior) = st.folder(&m.source)
                         {
-                            let _ = st.update(FolderState {
-                                status: FolderStatus::Failed,
-                                ..prior
+                            let _ = st.update(match st.folder(&m.source) {
+                                Some(prior) => FolderState {
+                                    status: FolderStatus::Failed,
+                                    ..prior
+                                },
+                                None => never_opened(&m),
                             });
                         }
                     }
@@ -103,7 +118,11 @@ impl Engine {
     }
 
     fn scan_folder(&self, main: &mut Pair, m: &Mapping) -> SResult<Task> {
-        let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
+        let resume = self
+            .state
+            .as_ref()
+            .and_then(|s| s.folder(&m.source))
+            .filter(|r| r.uid_validity != NEVER_OPENED);
         // A folder the state knows: STATUS tells whether anything is new, without
         // opening it (a no-change run is then one command per folder).
         let info = match &resume {
@@ -202,8 +221,43 @@ impl Engine {
     }
 }
 
-/// Is `wire` gone from the source's LIST? A LIST that fails says nothing: not gone.
+/// The UIDVALIDITY recorded for a folder no run could open yet (RFC 3501: a real one is
+/// never 0): nothing of it is settled.
+const NEVER_OPENED: u32 = 0;
+
+fn never_opened(m: &Mapping) -> FolderState {
+    FolderState {
+        source: m.source.clone(),
+        destination: m.dest.clone(),
+        uid_validity: NEVER_OPENED,
+        last_uid: 0,
+        dest_uid_validity: None,
+        dest_uid_next: None,
+        messages: 0,
+        copied: 0,
+        skipped: 0,
+        failed: 0,
+        bytes: 0,
+        status: FolderStatus::Failed,
+        failures: Vec::new(),
+    }
+}
+
+/// Wire names that have a subfolder in `listed`.
+fn parents(listed: &[crate::imap::ListedFolder]) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for f in listed {
+        if let Some(d) = f.delimiter {
+            for (i, _) in f.name.match_indices(d) {
+                out.insert(&f.name[..i]);
+            }
+        }
+    }
+    out
+}
+
+/// Is `wire` gone from the source's LIST? Listed \Noselect is not gone (Dovecot lists a
+/// folder it failed to open so); a LIST that fails says nothing: not gone.
 pub(crate) fn vanished(src: &mut Session, wire: &str) -> bool {
-    src.list()
-        .is_ok_and(|l| !l.iter().any(|f| f.selectable && f.name == wire))
+    src.list().is_ok_and(|l| !l.iter().any(|f| f.name == wire))
 }
