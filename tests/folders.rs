@@ -294,3 +294,59 @@ fn subscriptions_follow_the_source_and_folders_never_merge() {
     assert!(!dst_digest.folders["Lonely"].subscribed);
     assert!(!dst_digest.folders["Entwürfe"].subscribed);
 }
+
+#[test]
+fn a_destination_folder_that_cannot_be_opened_fails_alone() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "9", "--messages", "60"]);
+    let src_digest = src.digest(USER);
+    assert!(!src_digest.folders["Archive"].messages.is_empty());
+    dst.imap(USER, &["CREATE Archive"]);
+    // Maildir++ on the destination: the folder is the directory ".Archive".
+    let broken = dst
+        .dir
+        .join("home")
+        .join(USER)
+        .join("Maildir")
+        .join(".Archive");
+    chmod(&broken, 0o000);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(sum["folders_failed"].as_u64(), Some(1), "{sum}");
+    assert!(
+        events.iter().any(|e| e["type"] == "error"
+            && e["folder"] == "Archive"
+            && e["side"] == "destination"),
+        "{events:?}"
+    );
+    let map = folder_map(sum);
+    chmod(&broken, 0o700);
+    assert_same_mail(
+        "first run",
+        &without(&src_digest, "Archive"),
+        &dst.digest(USER),
+        &map,
+        Others::Ignored,
+    );
+
+    let out = run("migrate", &src, &dst, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    assert_eq!(
+        summary(&events)["messages_copied"].as_u64(),
+        Some(src_digest.folders["Archive"].messages.len() as u64)
+    );
+    assert_same_mail(
+        "second run",
+        &src_digest,
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
+}
