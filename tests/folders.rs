@@ -1,6 +1,8 @@
 //! Folders against real Dovecot servers: one folder's failure is that folder's alone, and
 //! subscriptions follow the source.
 
+#[path = "support/proxy.rs"]
+mod proxy;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -347,6 +349,66 @@ fn a_destination_folder_that_cannot_be_opened_fails_alone() {
         &src_digest,
         &dst.digest(USER),
         &map,
+        Others::Empty,
+    );
+}
+
+#[test]
+fn a_folder_that_keeps_breaking_the_session_fails_alone() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "3", "--messages", "60"]);
+    let src_digest = src.digest(USER);
+    let bad = "Old Mail";
+    assert!(!src_digest.folders[bad].messages.is_empty());
+    // Every command naming that folder, on every source connection, gets an unreadable
+    // line in its answer (an untagged BYE there would hit the `imap` crate's unreachable!(),
+    // rust-imap #282, which the new IMAP client removes).
+    let rule = proxy::Rule {
+        dir: proxy::Dir::ServerToClient,
+        action: proxy::Action::InjectAfterCommand {
+            command: bad.as_bytes().to_vec(),
+            line: b"* GARBAGE \x01\x02 simulated breakage\r\n".to_vec(),
+        },
+        first_at: 1,
+        every: 1,
+        max_faults: usize::MAX,
+        min_conn_bytes: 0,
+        from_conn: 0,
+        per_connection: true,
+    };
+    let p = proxy::Proxy::start(src.imap_port, Some(rule));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = btsx()
+        .arg("migrate")
+        .arg(format!("imap://{USER}@localhost:{}", p.port))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&dst.ca_file)
+        .args(["--plaintext", "--retries", "2", "--json", "--state"])
+        .arg(tmp.path().join("job.json"))
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .output()
+        .expect("run btsx");
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(sum["folders_failed"].as_u64(), Some(1), "{sum}");
+    assert!(
+        events.iter().any(|e| e["type"] == "error"
+            && e["folder"] == bad
+            && e["side"] == "source"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unreadable response"))),
+        "{events:?}"
+    );
+    assert_same_mail(
+        "",
+        &without(&src_digest, bad),
+        &dst.digest(USER),
+        &folder_map(sum),
         Others::Empty,
     );
 }

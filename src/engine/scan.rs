@@ -67,9 +67,10 @@ impl Engine {
         Ok((folders, warnings))
     }
 
-    /// Scan every planned folder. A folder the source or destination will not open is
-    /// reported failed (or, when it vanished from the source meanwhile, warned about) and
-    /// the others are scanned; `Err` only for what ends the job or calls for a reconnect.
+    /// Scan every planned folder. A folder the source or destination will not open, or that
+    /// keeps dropping the connection, is reported failed (or, when it vanished from the
+    /// source meanwhile, warned about) and the others are scanned; `Err` only for what ends
+    /// the job or a reconnect that fails.
     pub(super) fn scan(
         &self,
         main: &mut Pair,
@@ -78,12 +79,28 @@ impl Engine {
         let mut tasks = Vec::new();
         let mut failed = Vec::new();
         for m in folders {
-            if self.cancelled() {
-                break;
-            }
-            match self.scan_folder(main, &m) {
-                Ok(t) => tasks.push(t),
-                Err(e) => match disposition(&e.err, e.side, Op::Open) {
+            let mut attempt = 0u32;
+            let err = loop {
+                if self.cancelled() {
+                    break None;
+                }
+                let e = match self.scan_folder(main, &m) {
+                    Ok(t) => {
+                        tasks.push(t);
+                        break None;
+                    }
+                    Err(e) => e,
+                };
+                match disposition(&e.err, e.side, Op::Open) {
+                    Disposition::EndJob(_) => return Err(e),
+                    Disposition::Retry if attempt < self.opts.retries => {
+                        attempt += 1;
+                        self.note_reconnect(e.side, &e.err);
+                        let old = std::mem::replace(main, self.reopen(attempt)?);
+                        old.src.abandon();
+                        old.dst.abandon();
+                    }
+                    Disposition::Retry => break Some(e),
                     Disposition::FailFolder | Disposition::FailMessage => {
                         if e.side == Side::Source && vanished(&mut main.src, &m.source_wire) {
                             self.emit(Event::Warning {
@@ -93,25 +110,32 @@ impl Engine {
                                 ),
                                 folder: Some(m.source.clone()),
                             });
-                            continue;
+                            break None;
                         }
-                        failed.push(self.folder_failed(&m, 0, &e));
-                        // What earlier runs settled stays; `btsx status` shows the failure, and
-                        // the next run plans the folder even if LIST now calls it \Noselect.
-                        if let Some(st) = &self.state
-                            && !self.opts.dry_run
-                        {
-                            let _ = st.update(match st.folder(&m.source) {
-                                Some(prior) => FolderState {
-                                    status: FolderStatus::Failed,
-                                    ..prior
-                                },
-                                None => never_opened(&m),
-                            });
-                        }
+                        break Some(e);
                     }
-                    Disposition::Retry | Disposition::EndJob(_) => return Err(e),
-                },
+                }
+            };
+            let Some(e) = err else { continue };
+            failed.push(self.folder_failed(&m, 0, &e));
+            // What earlier runs settled stays; `btsx status` shows the failure, and the
+            // next run plans the folder even if LIST now calls it \Noselect.
+            if let Some(st) = &self.state
+                && !self.opts.dry_run
+            {
+                let _ = st.update(match st.folder(&m.source) {
+                    Some(prior) => FolderState {
+                        status: FolderStatus::Failed,
+                        ..prior
+                    },
+                    None => never_opened(&m),
+                });
+            }
+            if e.err.is_recoverable() {
+                // The connections gave up on this folder: the next one starts afresh.
+                let old = std::mem::replace(main, self.reopen(1)?);
+                old.src.abandon();
+                old.dst.abandon();
             }
         }
         Ok((tasks, warnings, failed))
