@@ -94,28 +94,51 @@ impl Engine {
         let mut out = Vec::new();
         let mut failed = 0u64;
         for m in &folders {
-            match self.compare_folder(&mut pair, m) {
-                Ok(c) => out.push(c),
-                // One folder that cannot be opened is reported; the others are compared.
-                Err(e) => match disposition(&e.err, e.side, Op::Open) {
-                    Disposition::Retry | Disposition::EndJob(_) => return Err(e),
+            // One folder that cannot be opened, or keeps breaking the session, is reported;
+            // the others are compared.
+            let mut attempt = 0u32;
+            let err = loop {
+                let e = match self.compare_folder(&mut pair, m) {
+                    Ok(c) => {
+                        out.push(c);
+                        break None;
+                    }
+                    Err(e) => e,
+                };
+                match disposition(&e.err, e.side, Op::Open) {
+                    Disposition::EndJob(_) => return Err(e),
+                    Disposition::Retry if attempt < self.options().retries => {
+                        attempt += 1;
+                        self.note_reconnect(e.side, &e.err);
+                        let old = std::mem::replace(&mut pair, self.reopen(attempt)?);
+                        old.src.abandon();
+                        old.dst.abandon();
+                    }
+                    Disposition::Retry => break Some(e),
                     Disposition::FailFolder | Disposition::FailMessage => {
                         if e.side == Side::Source && self.source_vanished(&mut pair, m) {
-                            continue;
+                            break None;
                         }
-                        failed += 1;
-                        self.emit(Event::Error {
-                            message: format!(
-                                "folder '{}' could not be verified: {} server: {}",
-                                m.source,
-                                e.side.label(),
-                                e.err.message
-                            ),
-                            folder: Some(m.source.clone()),
-                            side: Some(e.side),
-                        });
+                        break Some(e);
                     }
-                },
+                }
+            };
+            let Some(e) = err else { continue };
+            failed += 1;
+            self.emit(Event::Error {
+                message: format!(
+                    "folder '{}' could not be verified: {} server: {}",
+                    m.source,
+                    e.side.label(),
+                    e.err.message
+                ),
+                folder: Some(m.source.clone()),
+                side: Some(e.side),
+            });
+            if e.err.is_recoverable() {
+                let old = std::mem::replace(&mut pair, self.reopen(1)?);
+                old.src.abandon();
+                old.dst.abandon();
             }
         }
         pair.src.logout();

@@ -411,4 +411,31 @@ fn a_folder_that_keeps_breaking_the_session_fails_alone() {
         &folder_map(sum),
         Others::Empty,
     );
+
+    // verify through the same proxy: that folder is reported, every other one compared.
+    let out = btsx()
+        .arg("verify")
+        .arg(format!("imap://{USER}@localhost:{}", p.port))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&dst.ca_file)
+        // (verify has no --retries: the default 5, so this waits out its back-off.)
+        .args(["--plaintext", "--json"])
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .output()
+        .expect("run btsx");
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let events = json_lines(&out);
+    let vs = events.last().expect("events");
+    assert_eq!(vs["status"], "partial", "{vs}");
+    assert_eq!(vs["missing"].as_u64(), Some(0), "{vs}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "error" && e["folder"] == bad && e["side"] == "source"),
+        "{events:?}"
+    );
+    let compared = events.iter().filter(|e| e["type"] == "verify_folder").count();
+    assert_eq!(compared, src_digest.folders.len() - 1);
 }

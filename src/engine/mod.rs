@@ -899,7 +899,7 @@ impl Engine {
         prog.confirmed.clear();
     }
 
-    fn reopen(&self, attempt: u32) -> SResult<Pair> {
+    pub(crate) fn reopen(&self, attempt: u32) -> SResult<Pair> {
         if attempt > 0 {
             // Exponential backoff: 0.5 s, 1 s, 2 s … capped at 30 s.
             let ms = 500u64.saturating_mul(1 << (attempt - 1).min(6)).min(30_000);
@@ -919,7 +919,7 @@ impl Engine {
         Ok(pair)
     }
 
-    fn note_reconnect(&self, side: Side, err: &ImapError) {
+    pub(crate) fn note_reconnect(&self, side: Side, err: &ImapError) {
         match side {
             Side::Source => &self.totals.reconnects_src,
             Side::Destination => &self.totals.reconnects_dst,
