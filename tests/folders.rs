@@ -436,6 +436,9 @@ fn a_folder_that_keeps_breaking_the_session_fails_alone() {
             .any(|e| e["type"] == "error" && e["folder"] == bad && e["side"] == "source"),
         "{events:?}"
     );
-    let compared = events.iter().filter(|e| e["type"] == "verify_folder").count();
+    let compared = events
+        .iter()
+        .filter(|e| e["type"] == "verify_folder")
+        .count();
     assert_eq!(compared, src_digest.folders.len() - 1);
 }

@@ -172,10 +172,11 @@ struct FolderProgress {
     deleted_on_source: u64,
 }
 
-/// Wire names subscribed on each side (LSUB) when the job began.
+/// Wire names subscribed on each side (LSUB) when the job began; `None` when that side
+/// would not say.
 struct Subscriptions {
-    source: HashSet<String>,
-    destination: HashSet<String>,
+    source: Option<HashSet<String>>,
+    destination: Option<HashSet<String>>,
 }
 
 pub(crate) struct Pair {
@@ -517,21 +518,9 @@ impl Engine {
         });
         // Subscriptions of the planned folders follow the source's, both ways; folders
         // outside the plan are never touched.
-        let src_subscribed: HashSet<String> = main
-            .src
-            .subscribed()
-            .on(Side::Source)?
-            .into_iter()
-            .collect();
-        let dst_subscribed: HashSet<String> = main
-            .dst
-            .subscribed()
-            .on(Side::Destination)?
-            .into_iter()
-            .collect();
         let subscribed = Subscriptions {
-            source: src_subscribed,
-            destination: dst_subscribed,
+            source: self.subscribed(&mut main.src, Side::Source)?,
+            destination: self.subscribed(&mut main.dst, Side::Destination)?,
         };
         let mut ready = Vec::new();
         for t in tasks {
@@ -564,6 +553,25 @@ impl Engine {
         Ok((ready, reports))
     }
 
+    /// LSUB. A refusal is a warning (subscriptions are a courtesy); a dropped connection
+    /// is retried like any other.
+    fn subscribed(&self, s: &mut Session, side: Side) -> SResult<Option<HashSet<String>>> {
+        match s.subscribed() {
+            Ok(names) => Ok(Some(names.into_iter().collect())),
+            Err(err) if err.is_recoverable() => Err(SideErr { side, err }),
+            Err(e) => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "the {} server would not list its subscriptions ({e}); the destination's may not match the source's",
+                        side.label()
+                    ),
+                    folder: None,
+                });
+                Ok(None)
+            }
+        }
+    }
+
     fn create_folder(
         &self,
         dst: &mut Session,
@@ -580,12 +588,20 @@ impl Engine {
                 destination: m.dest.clone(),
             });
         }
-        let want = subscribed.source.contains(&m.source_wire);
         let have = m.exists
-            && subscribed.destination.iter().any(|d| {
+            && subscribed.destination.iter().flatten().any(|d| {
                 *d == m.dest_wire || (m.dest == "INBOX" && d.eq_ignore_ascii_case("INBOX"))
             });
-        if want != have {
+        let change = match &subscribed.source {
+            Some(source) => {
+                let want = source.contains(&m.source_wire);
+                (want != have).then_some(want)
+            }
+            // The source's subscriptions are unknown: new folders are subscribed (so mail
+            // clients show them), existing ones are left as they are.
+            None => (!m.exists).then_some(true),
+        };
+        if let Some(want) = change {
             let r = if want {
                 dst.subscribe(&m.dest_wire)
             } else {
