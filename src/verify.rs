@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use crate::engine::{
     Disposition, Engine, OnSide, Op, Pair, SResult, WINDOW, disposition, exit_code_for, uid_set,
-    vanished,
 };
 use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
 use crate::exit;
@@ -116,7 +115,7 @@ impl Engine {
                     }
                     Disposition::Retry => break Some(e),
                     Disposition::FailFolder | Disposition::FailMessage => {
-                        if e.side == Side::Source && self.source_vanished(&mut pair, m) {
+                        if e.side == Side::Source && self.not_a_mailbox(&mut pair.src, m, &e.err) {
                             break None;
                         }
                         break Some(e);
@@ -144,21 +143,6 @@ impl Engine {
         pair.src.logout();
         pair.dst.logout();
         Ok((out, failed))
-    }
-
-    /// A source folder gone since LIST is a warning, not a failure.
-    fn source_vanished(&self, pair: &mut Pair, m: &Mapping) -> bool {
-        let gone = vanished(&mut pair.src, &m.source_wire);
-        if gone {
-            self.emit(Event::Warning {
-                message: format!(
-                    "folder '{}' is no longer on the source (deleted or renamed since the scan began); not verified",
-                    m.source
-                ),
-                folder: Some(m.source.clone()),
-            });
-        }
-        gone
     }
 
     fn compare_folder(&self, pair: &mut Pair, m: &Mapping) -> SResult<Compared> {

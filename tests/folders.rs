@@ -5,7 +5,7 @@
 mod proxy;
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -69,6 +69,15 @@ fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
         !src_digest.folders[bad].messages.is_empty(),
         "the broken folder holds mail"
     );
+    // An empty directory is a folder Dovecot lists \Noselect without children and will not
+    // open ("Mailbox doesn't exist"): a node of the tree, not a failure.
+    let maildir = folder_dir(&src, "");
+    let ghost = maildir.join("Ghost").join("Sub");
+    std::fs::create_dir_all(&ghost).expect("mkdir");
+    let owner = std::fs::metadata(&maildir).expect("stat");
+    for d in [ghost.parent().expect("parent"), &ghost] {
+        std::os::unix::fs::chown(d, Some(owner.uid()), Some(owner.gid())).expect("chown");
+    }
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("job.json");
 
@@ -155,6 +164,14 @@ fn an_unreadable_source_folder_fails_alone_and_the_next_run_finishes_it() {
         Some(src_digest.folders[bad].messages.len() as u64)
     );
     let map = folder_map(sum);
+    assert!(
+        !map.contains_key("Ghost/Sub") && !map.contains_key("Ghost"),
+        "{map:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["type"] == "warning"
+            && e["message"].as_str().is_some_and(|m| m.contains("Ghost")))
+    );
     assert_same_mail(
         "second run",
         &src_digest,

@@ -51,6 +51,16 @@ pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
     }
 }
 
+/// The server says the trouble is its own ([SERVERBUG], [UNAVAILABLE], [LIMIT]), not that
+/// the folder is not a mailbox. The code is still read from the text until the IMAP layer
+/// hands over response codes.
+pub(crate) fn server_trouble(err: &ImapError) -> bool {
+    let text = err.message.to_ascii_uppercase();
+    ["[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]"]
+        .iter()
+        .any(|c| text.contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

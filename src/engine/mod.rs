@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 mod copy;
 pub(crate) use copy::WINDOW;
 mod disposition;
-pub(crate) use disposition::{Disposition, Op, disposition};
+pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
 mod scan;
-pub(crate) use scan::vanished;
 
 use crate::endpoint::Endpoint;
 use crate::event::{

@@ -102,14 +102,7 @@ impl Engine {
                     }
                     Disposition::Retry => break Some(e),
                     Disposition::FailFolder | Disposition::FailMessage => {
-                        if e.side == Side::Source && vanished(&mut main.src, &m.source_wire) {
-                            self.emit(Event::Warning {
-                                message: format!(
-                                    "folder '{}' is no longer on the source (deleted or renamed since the scan began); nothing to copy from it",
-                                    m.source
-                                ),
-                                folder: Some(m.source.clone()),
-                            });
+                        if e.side == Side::Source && self.not_a_mailbox(&mut main.src, &m, &e.err) {
                             break None;
                         }
                         break Some(e);
@@ -280,8 +273,34 @@ fn parents(listed: &[crate::imap::ListedFolder]) -> HashSet<&str> {
     out
 }
 
-/// Is `wire` gone from the source's LIST? Listed \Noselect is not gone (Dovecot lists a
-/// folder it failed to open so); a LIST that fails says nothing: not gone.
-pub(crate) fn vanished(src: &mut Session, wire: &str) -> bool {
-    src.list().is_ok_and(|l| !l.iter().any(|f| f.name == wire))
+impl Engine {
+    /// A source folder would not open: is it simply not (or no longer) a mailbox, rather
+    /// than a mailbox that failed? Gone from LIST: deleted or renamed since the scan began
+    /// (a warning). Listed \Noselect and the server reports no trouble of its own: a node of
+    /// the tree (quietly skipped; a warning when an earlier run copied from it). Anything
+    /// else, a LIST that fails included, is the folder's failure.
+    pub(crate) fn not_a_mailbox(&self, src: &mut Session, m: &Mapping, err: &ImapError) -> bool {
+        let Ok(listed) = src.list() else {
+            return false;
+        };
+        let why = match listed.iter().find(|f| f.name == m.source_wire) {
+            None => "is no longer on the source (deleted or renamed since the scan began)",
+            Some(f) if !f.selectable && !server_trouble(err) => {
+                let known = self
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.folder(&m.source).is_some());
+                if !known {
+                    return true;
+                }
+                "can no longer be opened on the source (it is listed \\Noselect)"
+            }
+            Some(_) => return false,
+        };
+        self.emit(Event::Warning {
+            message: format!("folder '{}' {why}; nothing is taken from it", m.source),
+            folder: Some(m.source.clone()),
+        });
+        true
+    }
 }
