@@ -368,6 +368,23 @@ fn a_destination_folder_that_cannot_be_opened_fails_alone() {
         &map,
         Others::Empty,
     );
+    let dst_digest = dst.digest(USER);
+
+    // A job without a state file finds everything present, whatever LIST now says about
+    // the once-broken folder (Dovecot may list it \Noselect): nothing is appended twice.
+    let out = run(
+        "migrate",
+        &src,
+        &dst,
+        &tmp.path().join("fresh.json"),
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        summary(&json_lines(&out))["messages_copied"].as_u64(),
+        Some(0)
+    );
+    assert_eq!(dst.digest(USER), dst_digest, "nothing duplicated");
 }
 
 #[test]
@@ -458,4 +475,48 @@ fn a_folder_that_keeps_breaking_the_session_fails_alone() {
         .filter(|e| e["type"] == "verify_folder")
         .count();
     assert_eq!(compared, src_digest.folders.len() - 1);
+}
+
+#[test]
+fn a_destination_folder_listed_noselect_is_still_indexed_before_copying() {
+    let src = Dovecot::source();
+    // LAYOUT=fs on the destination too: there Dovecot lists a folder it once failed to open
+    // as \Noselect, also after it was mended.
+    let dst = Dovecot::source();
+    src.generate(USER, &["--seed", "21", "--messages", "40"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = run(
+        "migrate",
+        &src,
+        &dst,
+        &tmp.path().join("a.json"),
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let dst_digest = dst.digest(USER);
+    let folder = "Old Mail";
+    assert!(!dst_digest.folders[folder].messages.is_empty());
+    chmod(&folder_dir(&dst, folder), 0o000);
+    dst.imap(USER, &["STATUS \"Old Mail\" (MESSAGES)", "LIST \"\" \"*\""]);
+    chmod(&folder_dir(&dst, folder), 0o700);
+    let listed = dst.imap(USER, &["LIST \"\" \"Old Mail\""]);
+    assert!(listed.contains("\\Noselect"), "precondition: {listed}");
+
+    // A job without a state file: the folder holds mail, so it is indexed, not refilled.
+    let out = run(
+        "migrate",
+        &src,
+        &dst,
+        &tmp.path().join("b.json"),
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        summary(&json_lines(&out))["messages_copied"].as_u64(),
+        Some(0)
+    );
+    // (digest.py leaves \Noselect folders out: ask STATUS.)
+    let status = dst.imap(USER, &["STATUS \"Old Mail\" (MESSAGES)"]);
+    let want = format!("(MESSAGES {})", dst_digest.folders[folder].messages.len());
+    assert!(status.contains(&want), "nothing appended twice: {status}");
 }

@@ -212,7 +212,9 @@ impl Engine {
             messages,
             bytes,
             start_uid,
-            index_destination: index_destination && m.exists,
+            // Not only when LIST showed the folder: a folder listed \Noselect (or created
+            // meanwhile) may hold mail, and copy indexes only a folder that is not empty.
+            index_destination,
             retry_uids,
             uid_validity: info.uid_validity,
             scan_last_uid,
