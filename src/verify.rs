@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use crate::engine::{
-    Disposition, Engine, OnSide, Op, Pair, SResult, WINDOW, disposition, exit_code_for, uid_set,
-};
+use crate::engine::{Engine, OnSide, Op, Pair, SResult, WINDOW, exit_code_for, uid_set};
 use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
 use crate::exit;
 use crate::index;
@@ -95,34 +93,19 @@ impl Engine {
         for m in &folders {
             // One folder that cannot be opened, or keeps breaking the session, is reported;
             // the others are compared.
-            let mut attempt = 0u32;
-            let err = loop {
-                let e = match self.compare_folder(&mut pair, m) {
-                    Ok(c) => {
-                        out.push(c);
-                        break None;
-                    }
-                    Err(e) => e,
-                };
-                match disposition(&e.err, e.side, Op::Open) {
-                    Disposition::EndJob(_) => return Err(e),
-                    Disposition::Retry if attempt < self.options().retries => {
-                        attempt += 1;
-                        self.note_reconnect(e.side, &e.err);
-                        let old = std::mem::replace(&mut pair, self.reopen(attempt)?);
-                        old.src.abandon();
-                        old.dst.abandon();
-                    }
-                    Disposition::Retry => break Some(e),
-                    Disposition::FailFolder | Disposition::FailMessage => {
-                        if e.side == Side::Source && self.not_a_mailbox(&mut pair.src, m, &e.err) {
-                            break None;
-                        }
-                        break Some(e);
-                    }
+            let e = match self.for_folder(&mut pair, Op::Open, |p| self.compare_folder(p, m))? {
+                Ok(c) => {
+                    out.push(c);
+                    continue;
                 }
+                Err(e) => e,
             };
-            let Some(e) = err else { continue };
+            if e.side == Side::Source
+                && !e.err.is_recoverable()
+                && self.not_a_mailbox(&mut pair.src, m, &e.err)
+            {
+                continue;
+            }
             failed += 1;
             self.emit(Event::Error {
                 message: format!(
@@ -134,11 +117,6 @@ impl Engine {
                 folder: Some(m.source.clone()),
                 side: Some(e.side),
             });
-            if e.err.is_recoverable() {
-                let old = std::mem::replace(&mut pair, self.reopen(1)?);
-                old.src.abandon();
-                old.dst.abandon();
-            }
         }
         pair.src.logout();
         pair.dst.logout();

@@ -2,6 +2,7 @@
 //! end the job. One function decides, from the side, the phase and the error, so the rules
 //! live in one table (it can move into the IMAP layer once errors carry response codes).
 
+use super::{Engine, Pair, SResult, SideErr};
 use crate::event::Side;
 use crate::exit;
 use crate::imap::{ImapError, Kind};
@@ -48,6 +49,45 @@ pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
             Disposition::EndJob(exit::DESTINATION)
         }
         Kind::OverQuota | Kind::No | Kind::Bad => Disposition::FailFolder,
+    }
+}
+
+impl Engine {
+    /// One folder's step (`op`) with the table applied: what calls for a retry runs again on
+    /// a reopened `pair`, up to `--retries` times. `Ok(Ok(v))`: done. `Ok(Err(e))`: this
+    /// folder's failure, for the caller to report; when the session gave up, `pair` is fresh
+    /// again for the next folder. `Err(e)`: the job ends.
+    pub(crate) fn for_folder<T>(
+        &self,
+        pair: &mut Pair,
+        op: Op,
+        mut step: impl FnMut(&mut Pair) -> SResult<T>,
+    ) -> SResult<Result<T, SideErr>> {
+        let mut attempt = 0u32;
+        loop {
+            let e = match step(pair) {
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => e,
+            };
+            match disposition(&e.err, e.side, op) {
+                Disposition::EndJob(_) => return Err(e),
+                Disposition::FailFolder | Disposition::FailMessage => return Ok(Err(e)),
+                Disposition::Retry => {
+                    let give_up = attempt >= self.opts.retries || self.cancelled();
+                    attempt += 1;
+                    if !give_up {
+                        self.note_reconnect(e.side, &e.err);
+                    }
+                    let fresh = self.reopen(if give_up { 1 } else { attempt })?;
+                    let old = std::mem::replace(pair, fresh);
+                    old.src.abandon();
+                    old.dst.abandon();
+                    if give_up {
+                        return Ok(Err(e));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -526,26 +526,21 @@ impl Engine {
             if self.cancelled() {
                 break;
             }
-            match self.create_folder(&mut main.dst, &t.map, &subscribed) {
+            let created = self.for_folder(main, Op::Create, |p| {
+                self.create_folder(&mut p.dst, &t.map, &subscribed)
+                    .on(Side::Destination)
+            })?;
+            match created {
                 Ok(()) => ready.push(t),
-                Err(err) => {
+                Err(e) => {
                     let e = SideErr {
-                        side: Side::Destination,
-                        err,
+                        side: e.side,
+                        err: ImapError::new(
+                            e.err.kind,
+                            format!("refused to create folder '{}': {}", t.map.dest, e.err),
+                        ),
                     };
-                    match disposition(&e.err, e.side, Op::Create) {
-                        Disposition::Retry | Disposition::EndJob(_) => return Err(e),
-                        Disposition::FailFolder | Disposition::FailMessage => {
-                            let e = SideErr {
-                                side: e.side,
-                                err: ImapError::new(
-                                    e.err.kind,
-                                    format!("refused to create folder '{}': {}", t.map.dest, e.err),
-                                ),
-                            };
-                            reports.push(self.folder_failed(&t.map, t.messages, &e));
-                        }
-                    }
+                    reports.push(self.folder_failed(&t.map, t.messages, &e));
                 }
             }
         }
@@ -914,7 +909,7 @@ impl Engine {
         prog.confirmed.clear();
     }
 
-    pub(crate) fn reopen(&self, attempt: u32) -> SResult<Pair> {
+    fn reopen(&self, attempt: u32) -> SResult<Pair> {
         if attempt > 0 {
             // Exponential backoff: 0.5 s, 1 s, 2 s … capped at 30 s.
             let ms = 500u64.saturating_mul(1 << (attempt - 1).min(6)).min(30_000);
@@ -934,7 +929,7 @@ impl Engine {
         Ok(pair)
     }
 
-    pub(crate) fn note_reconnect(&self, side: Side, err: &ImapError) {
+    fn note_reconnect(&self, side: Side, err: &ImapError) {
         match side {
             Side::Source => &self.totals.reconnects_src,
             Side::Destination => &self.totals.reconnects_dst,

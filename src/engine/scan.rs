@@ -79,37 +79,23 @@ impl Engine {
         let mut tasks = Vec::new();
         let mut failed = Vec::new();
         for m in folders {
-            let mut attempt = 0u32;
-            let err = loop {
-                if self.cancelled() {
-                    break None;
+            if self.cancelled() {
+                break;
+            }
+            let e = match self.for_folder(main, Op::Open, |p| self.scan_folder(p, &m))? {
+                Ok(t) => {
+                    tasks.push(t);
+                    continue;
                 }
-                let e = match self.scan_folder(main, &m) {
-                    Ok(t) => {
-                        tasks.push(t);
-                        break None;
-                    }
-                    Err(e) => e,
-                };
-                match disposition(&e.err, e.side, Op::Open) {
-                    Disposition::EndJob(_) => return Err(e),
-                    Disposition::Retry if attempt < self.opts.retries => {
-                        attempt += 1;
-                        self.note_reconnect(e.side, &e.err);
-                        let old = std::mem::replace(main, self.reopen(attempt)?);
-                        old.src.abandon();
-                        old.dst.abandon();
-                    }
-                    Disposition::Retry => break Some(e),
-                    Disposition::FailFolder | Disposition::FailMessage => {
-                        if e.side == Side::Source && self.not_a_mailbox(&mut main.src, &m, &e.err) {
-                            break None;
-                        }
-                        break Some(e);
-                    }
-                }
+                Err(e) => e,
             };
-            let Some(e) = err else { continue };
+            if self.cancelled()
+                || (e.side == Side::Source
+                    && !e.err.is_recoverable()
+                    && self.not_a_mailbox(&mut main.src, &m, &e.err))
+            {
+                continue;
+            }
             failed.push(self.folder_failed(&m, 0, &e));
             // What earlier runs settled stays; `btsx status` shows the failure, and the
             // next run plans the folder even if LIST now calls it \Noselect.
@@ -123,12 +109,6 @@ impl Engine {
                     },
                     None => never_opened(&m),
                 });
-            }
-            if e.err.is_recoverable() {
-                // The connections gave up on this folder: the next one starts afresh.
-                let old = std::mem::replace(main, self.reopen(1)?);
-                old.src.abandon();
-                old.dst.abandon();
             }
         }
         Ok((tasks, warnings, failed))
