@@ -537,7 +537,16 @@ impl Engine {
                         side: e.side,
                         err: ImapError::new(
                             e.err.kind,
-                            format!("refused to create folder '{}': {}", t.map.dest, e.err),
+                            format!(
+                                "{} folder '{}': {}",
+                                if e.err.is_recoverable() {
+                                    "could not create"
+                                } else {
+                                    "refused to create"
+                                },
+                                t.map.dest,
+                                e.err
+                            ),
                         ),
                     };
                     reports.push(self.folder_failed(&t.map, t.messages, &e));
