@@ -649,9 +649,11 @@ mod fuzz {
                 &[],
             ).expect("plan");
             prop_assert_eq!(p.folders.len(), sources.len());
+            let mut seen = std::collections::HashSet::new();
             for m in &p.folders {
                 prop_assert!(m.dest_wire.bytes().all(|b| (0x20..0x7f).contains(&b)));
                 prop_assert_eq!(utf7::decode(&m.dest_wire).ok(), Some(m.dest.clone()));
+                prop_assert!(seen.insert(claim_key(&m.dest)), "{:?} twice", m.dest);
             }
         }
 
