@@ -194,6 +194,7 @@ impl Early<'_> {
         self.sink.emit(&Event::Error {
             message: message.clone(),
             folder: None,
+            side: None,
         });
         self.sink.emit(&match command {
             "verify" => {
@@ -761,6 +762,7 @@ fn batch(args: BatchArgs) -> i32 {
         top.emit(&Event::Error {
             message: format!("{} line {}: {}", args.file.display(), b.line, b.message),
             folder: None,
+            side: None,
         });
     }
     let cancel = Arc::new(AtomicBool::new(false));

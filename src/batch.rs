@@ -382,6 +382,7 @@ fn run_account(
         sink.emit(&Event::Error {
             message: message.clone(),
             folder: None,
+            side: None,
         });
         sink.emit(&Event::Summary(crate::event::Summary::early_error(
             message.clone(),

@@ -261,6 +261,8 @@ pub enum Event {
     Error {
         message: String,
         folder: Option<String>,
+        /// The server whose answer this is, when one is.
+        side: Option<Side>,
     },
     /// Protocol-level detail, only with `-v` (never secrets).
     Detail {
@@ -343,6 +345,8 @@ pub enum VerifyStatus {
     Ok,
     /// Some source messages are missing in the destination.
     Mismatch,
+    /// Nothing found missing, but some folders could not be compared.
+    Partial,
     Error,
 }
 
@@ -351,6 +355,8 @@ pub struct VerifySummary {
     pub status: VerifyStatus,
     pub exit_code: i32,
     pub folders: u64,
+    /// Folders that could not be compared (each reported by an `error` event).
+    pub folders_failed: u64,
     pub source_messages: u64,
     pub destination_messages: u64,
     pub missing: u64,
@@ -367,6 +373,7 @@ impl VerifySummary {
             status: VerifyStatus::Error,
             exit_code,
             folders: 0,
+            folders_failed: 0,
             source_messages: 0,
             destination_messages: 0,
             missing: 0,

@@ -52,7 +52,44 @@ fn substitute_for(sep: char) -> char {
     if sep == '_' { '-' } else { '_' }
 }
 
-/// Map every source folder to its destination name.
+/// How a destination name was chosen; lower ranks claim a contested name first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// The source's INBOX.
+    Inbox,
+    /// Renamed by `--folder-map`: the user asked for this name, it is never changed.
+    Mapped,
+    /// The source name, only its separators translated.
+    Natural,
+    /// Changed by btsx: a separator character substituted, or a special-use folder mapped
+    /// onto the destination's own.
+    Altered,
+}
+
+/// One source folder's wish.
+struct Wish {
+    decoded: String,
+    /// The source path, split at the source separator: subfolders follow a renamed parent.
+    path: Vec<String>,
+    dest: String,
+    /// Where it goes when `dest` is taken before trying a numbered name.
+    fallback: Option<String>,
+    rank: Rank,
+}
+
+/// Names that are one folder on a server: INBOX is case-insensitive.
+fn claim_key(name: &str) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// Map every source folder to its destination name. The plan is injective: two source
+/// folders never land in one destination folder. When names would meet, the folder whose
+/// name btsx changed anyway gets another (a warning says which); when one of them was named
+/// by `--folder-map`, the plan is refused with an error naming both.
 ///
 /// `folder_map` (decoded OLD=NEW pairs, NEW written with the destination separator) is
 /// applied after separator translation.
@@ -62,7 +99,7 @@ pub fn plan(
     dst_ns: &Namespace,
     existing: &[ExistingFolder],
     folder_map: &[(String, String)],
-) -> Plan {
+) -> Result<Plan, String> {
     let mut out = Plan::default();
     let dst_sep = dst_ns.separator;
     // Special-use folders the destination already has: attribute → decoded full name.
@@ -78,11 +115,11 @@ pub fn plan(
     let mut used = vec![false; folder_map.len()];
 
     // First pass: translate names component by component.
-    let mut translated: Vec<(Vec<String>, String)> = Vec::new();
+    let mut translated: Vec<(Vec<String>, Vec<String>, bool, String)> = Vec::new();
     for s in sources {
         let decoded = utf7::decode_lossy(&s.wire);
         if decoded.eq_ignore_ascii_case("INBOX") {
-            translated.push((vec!["INBOX".to_string()], decoded));
+            translated.push((vec!["INBOX".into()], vec!["INBOX".into()], false, decoded));
             continue;
         }
         let rel = decoded
@@ -94,7 +131,8 @@ pub fn plan(
             None => vec![rel],
         };
         let mut comps = Vec::new();
-        for p in parts {
+        let mut altered = false;
+        for p in &parts {
             match dst_sep {
                 Some(d) if p.contains(d) => {
                     let fixed = p.replace(d, &substitute_for(d).to_string());
@@ -105,16 +143,22 @@ pub fn plan(
                         ),
                     ));
                     comps.push(fixed);
+                    altered = true;
                 }
                 _ => comps.push(p.to_string()),
             }
         }
-        translated.push((comps, decoded));
+        // The full source name, so folders inside and outside the namespace never look alike.
+        let path = match src_ns.separator {
+            Some(sep) => decoded.split(sep).map(str::to_string).collect(),
+            None => vec![decoded.clone()],
+        };
+        translated.push((comps, path, altered, decoded));
     }
 
     // Special-use roots: source path → destination full name.
     let mut roots: Vec<(Vec<String>, String)> = Vec::new();
-    for (s, (comps, _)) in sources.iter().zip(&translated) {
+    for (s, (comps, ..)) in sources.iter().zip(&translated) {
         if let Some(su) = &s.special_use
             && let Some(d) = dst_special.get(&su.to_ascii_lowercase())
             && !roots.iter().any(|(_, name)| name == d)
@@ -123,32 +167,28 @@ pub fn plan(
         }
     }
 
-    let join = |comps: &[String]| -> String {
-        match dst_sep {
-            Some(d) => comps.join(&d.to_string()),
-            None => comps.join(""),
-        }
-    };
+    // A destination without a hierarchy (NIL delimiter) takes the source's separator as a
+    // plain character: "Archive/2020" stays "Archive/2020", never "Archive2020".
+    let joiner = dst_sep
+        .or(src_ns.separator)
+        .map(String::from)
+        .unwrap_or_default();
+    let join = |comps: &[String]| -> String { comps.join(&joiner) };
 
-    for (s, (comps, decoded)) in sources.iter().zip(translated) {
-        let dest =
+    let mut wishes = Vec::new();
+    for (comps, path, altered, decoded) in translated {
+        let wish =
             if comps.len() == 1 && comps[0] == "INBOX" && decoded.eq_ignore_ascii_case("INBOX") {
-                "INBOX".to_string()
-            } else if let Some((root, name)) = roots
-                .iter()
-                .filter(|(root, _)| comps.starts_with(root))
-                .max_by_key(|(root, _)| root.len())
-            {
-                // The folder itself or a child of a special-use folder.
-                let rest = &comps[root.len()..];
-                if rest.is_empty() {
-                    name.clone()
-                } else {
-                    let sep = dst_sep.map(String::from).unwrap_or_default();
-                    format!("{name}{sep}{}", join(rest))
+                Wish {
+                    decoded,
+                    path,
+                    dest: "INBOX".into(),
+                    fallback: None,
+                    rank: Rank::Inbox,
                 }
             } else {
                 let joined = join(&comps);
+                let plain = format!("{}{}", dst_ns.prefix, joined);
                 // OLD may be written as the destination will see it ("Archive.2020") or as
                 // the source names it ("Archive/2020").
                 let mut mapped = apply_folder_map(&joined, folder_map, dst_sep, &mut used);
@@ -163,19 +203,64 @@ pub fn plan(
                         mapped = alt;
                     }
                 }
-                if mapped.eq_ignore_ascii_case("INBOX") {
-                    "INBOX".to_string()
+                if mapped != joined {
+                    let dest = if mapped.eq_ignore_ascii_case("INBOX") {
+                        "INBOX".to_string()
+                    } else {
+                        format!("{}{}", dst_ns.prefix, mapped)
+                    };
+                    Wish {
+                        decoded,
+                        path,
+                        dest,
+                        fallback: None,
+                        rank: Rank::Mapped,
+                    }
+                } else if let Some((root, name)) = roots
+                    .iter()
+                    .filter(|(root, _)| comps.starts_with(root))
+                    .max_by_key(|(root, _)| root.len())
+                {
+                    // The folder itself or a child of a special-use folder.
+                    let rest = &comps[root.len()..];
+                    let dest = if rest.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}{joiner}{}", join(rest))
+                    };
+                    Wish {
+                        decoded,
+                        path,
+                        dest,
+                        fallback: Some(plain),
+                        rank: Rank::Altered,
+                    }
                 } else {
-                    format!("{}{}", dst_ns.prefix, mapped)
+                    Wish {
+                        decoded,
+                        path,
+                        dest: plain,
+                        fallback: None,
+                        rank: if altered {
+                            Rank::Altered
+                        } else {
+                            Rank::Natural
+                        },
+                    }
                 }
             };
+        wishes.push(wish);
+    }
+
+    let dests = resolve(&wishes, &joiner, &mut out.warnings)?;
+    for ((s, w), dest) in sources.iter().zip(wishes).zip(dests) {
         let dest_wire = utf7::encode(&dest);
         let exists = existing_names
             .iter()
             .any(|e| *e == dest_wire || (dest == "INBOX" && e.eq_ignore_ascii_case("INBOX")));
         out.folders.push(Mapping {
             source_wire: s.wire.clone(),
-            source: decoded,
+            source: w.decoded,
             dest_wire,
             dest,
             special_use: s.special_use.clone(),
@@ -190,7 +275,72 @@ pub fn plan(
             ));
         }
     }
-    out
+    Ok(out)
+}
+
+/// Give every wish a distinct destination name, in order of rank (then parents before
+/// children). A folder whose name is taken moves to its fallback or a numbered name, and
+/// its subfolders follow it; a clash involving a `--folder-map` name is refused.
+fn resolve(
+    wishes: &[Wish],
+    sep: &str,
+    warnings: &mut Vec<(String, String)>,
+) -> Result<Vec<String>, String> {
+    let mut order: Vec<usize> = (0..wishes.len()).collect();
+    order.sort_by_key(|&i| (wishes[i].rank, wishes[i].path.len(), i));
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut dests = vec![String::new(); wishes.len()];
+    // (source path, name wished, name given) of every folder that moved.
+    let mut moved: Vec<(&[String], &str, String)> = Vec::new();
+    for i in order {
+        let w = &wishes[i];
+        let mut want = w.dest.clone();
+        let mut fallback = w.fallback.clone();
+        // Below a parent that moved: follow it.
+        if let Some((_, old, new)) = moved
+            .iter()
+            .filter(|(p, ..)| p.len() < w.path.len() && w.path.starts_with(p))
+            .max_by_key(|(p, ..)| p.len())
+        {
+            let follow = |name: &str| {
+                name.strip_prefix(old)
+                    .filter(|rest| !sep.is_empty() && rest.starts_with(sep))
+                    .map(|rest| format!("{new}{rest}"))
+            };
+            if let Some(f) = follow(&want) {
+                want = f;
+            }
+            fallback = fallback.map(|fb| follow(&fb).unwrap_or(fb));
+        }
+        if let Some(&j) = taken.get(&claim_key(&want)) {
+            let other = &wishes[j];
+            if w.rank == Rank::Mapped || other.rank == Rank::Mapped {
+                return Err(format!(
+                    "source folders '{}' and '{}' would both land in destination folder '{want}'; give one of them another name with --folder-map, or leave one out with --exclude",
+                    other.decoded, w.decoded
+                ));
+            }
+            let first_free = fallback
+                .into_iter()
+                .chain((2u32..).map(|n| format!("{want}-{n}")))
+                .find(|c| !taken.contains_key(&claim_key(c)))
+                .unwrap_or_default();
+            warnings.push((
+                w.decoded.clone(),
+                format!(
+                    "folder '{}' would land in destination folder '{want}' together with '{}', so it goes to '{first_free}' (use --folder-map to choose another name)",
+                    w.decoded, other.decoded
+                ),
+            ));
+            want = first_free;
+        }
+        if want != w.dest {
+            moved.push((&w.path, &w.dest, want.clone()));
+        }
+        taken.insert(claim_key(&want), i);
+        dests[i] = want;
+    }
+    Ok(dests)
 }
 
 /// `OLD=NEW`: exact match renames the folder; a match on a parent renames the subtree.
@@ -259,7 +409,8 @@ mod tests {
             &ns("", '.'),
             &[],
             &[],
-        );
+        )
+        .expect("plan");
         let d: Vec<_> = p.folders.iter().map(|m| m.dest.as_str()).collect();
         assert_eq!(d, ["INBOX", "Archive.2020.Q1", "Entwürfe"]);
         assert_eq!(p.folders[2].dest_wire, "Entw&APw-rfe");
@@ -267,7 +418,7 @@ mod tests {
 
     #[test]
     fn plain_separator_character_is_not_a_hierarchy() {
-        let p = plan(&[src("a.b")], &ns("", '/'), &ns("", '.'), &[], &[]);
+        let p = plan(&[src("a.b")], &ns("", '/'), &ns("", '.'), &[], &[]).expect("plan");
         assert_eq!(p.folders[0].dest, "a_b");
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].1.contains("a_b"));
@@ -281,7 +432,8 @@ mod tests {
             &ns("", '/'),
             &[],
             &[],
-        );
+        )
+        .expect("plan");
         let d: Vec<_> = p.folders.iter().map(|m| m.dest.as_str()).collect();
         assert_eq!(d, ["INBOX", "Sent", "Work/Q1"]);
         let p = plan(
@@ -290,7 +442,8 @@ mod tests {
             &ns("INBOX.", '.'),
             &[],
             &[],
-        );
+        )
+        .expect("plan");
         let d: Vec<_> = p.folders.iter().map(|m| m.dest.as_str()).collect();
         assert_eq!(d, ["INBOX", "INBOX.Work.Q1"]);
     }
@@ -308,7 +461,7 @@ mod tests {
             wire: "Sent".into(),
             special_use: Some("\\Sent".into()),
         }];
-        let p = plan(&sources, &ns("", '/'), &ns("", '.'), &existing, &[]);
+        let p = plan(&sources, &ns("", '/'), &ns("", '.'), &existing, &[]).expect("plan");
         assert_eq!(p.folders[0].dest, "Sent");
         assert!(p.folders[0].exists);
         assert_eq!(p.folders[1].dest, "Sent.2019");
@@ -322,7 +475,8 @@ mod tests {
             &ns("", '.'),
             &[],
             &[("Old".into(), "New".into())],
-        );
+        )
+        .expect("plan");
         let d: Vec<_> = p.folders.iter().map(|m| m.dest.as_str()).collect();
         assert_eq!(d, ["New", "New.x"]);
     }
@@ -338,10 +492,126 @@ mod tests {
                 ("Archive/2020".into(), "Old.2020".into()),
                 ("Nope".into(), "X".into()),
             ],
-        );
+        )
+        .expect("plan");
         assert_eq!(p.folders[0].dest, "Old.2020");
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].1.contains("Nope=X"));
+    }
+
+    fn dests(p: &Plan) -> Vec<&str> {
+        p.folders.iter().map(|m| m.dest.as_str()).collect()
+    }
+
+    #[test]
+    fn nil_destination_delimiter_never_joins_path_parts() {
+        let flat = Namespace {
+            prefix: String::new(),
+            separator: None,
+        };
+        let p = plan(
+            &[src("Archive/2020"), src("Archive2020"), src("Archive")],
+            &ns("", '/'),
+            &flat,
+            &[],
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(dests(&p), ["Archive/2020", "Archive2020", "Archive"]);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn courier_inbox_inbox_does_not_become_inbox() {
+        // Courier → Courier: the faithful name.
+        let p = plan(
+            &[src("INBOX"), src("INBOX.INBOX")],
+            &ns("INBOX.", '.'),
+            &ns("INBOX.", '.'),
+            &[],
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(dests(&p), ["INBOX", "INBOX.INBOX"]);
+        // Courier → Dovecot: "INBOX" is INBOX itself, so another name, with a warning.
+        let p = plan(
+            &[src("INBOX.INBOX"), src("INBOX")],
+            &ns("INBOX.", '.'),
+            &ns("", '/'),
+            &[],
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(dests(&p), ["INBOX-2", "INBOX"]);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|(f, w)| f == "INBOX.INBOX" && w.contains("INBOX-2"))
+        );
+    }
+
+    #[test]
+    fn a_substituted_name_never_takes_a_real_folder_and_children_follow() {
+        let p = plan(
+            &[src("a.b"), src("a.b/x"), src("a_b"), src("a_b/x")],
+            &ns("", '/'),
+            &ns("", '.'),
+            &[],
+            &[],
+        )
+        .expect("plan");
+        assert_eq!(dests(&p), ["a_b-2", "a_b-2.x", "a_b", "a_b.x"]);
+        let w: Vec<_> = p.warnings.iter().map(|(_, w)| w.as_str()).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("'a.b'") && w.contains("'a_b'") && w.contains("a_b-2")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn special_use_folder_keeps_its_own_name_when_the_target_is_a_real_source_folder() {
+        let sources = [
+            SourceFolder {
+                wire: "Sent Messages".into(),
+                special_use: Some("\\Sent".into()),
+            },
+            src("Sent Messages/2019"),
+            src("Sent"),
+        ];
+        let existing = [ExistingFolder {
+            wire: "Sent".into(),
+            special_use: Some("\\Sent".into()),
+        }];
+        let p = plan(&sources, &ns("", '/'), &ns("", '.'), &existing, &[]).expect("plan");
+        assert_eq!(dests(&p), ["Sent Messages", "Sent Messages.2019", "Sent"]);
+    }
+
+    #[test]
+    fn folder_map_onto_another_source_folder_is_refused_naming_both() {
+        let err = plan(
+            &[src("Old"), src("New")],
+            &ns("", '/'),
+            &ns("", '.'),
+            &[],
+            &[("Old".into(), "New".into())],
+        )
+        .expect_err("two folders into one");
+        assert!(err.contains("'Old'") && err.contains("'New'"), "{err}");
+        // Onto a folder only the destination has: that is what --folder-map is for.
+        let p = plan(
+            &[src("Old")],
+            &ns("", '/'),
+            &ns("", '.'),
+            &[ExistingFolder {
+                wire: "New".into(),
+                special_use: None,
+            }],
+            &[("Old".into(), "New".into())],
+        )
+        .expect("plan");
+        assert_eq!(dests(&p), ["New"]);
+        assert!(p.folders[0].exists);
     }
 
     #[test]
@@ -377,11 +647,52 @@ mod fuzz {
                 &Namespace { prefix, separator: Some(dst_sep) },
                 &[],
                 &[],
-            );
+            ).expect("plan");
             prop_assert_eq!(p.folders.len(), sources.len());
+            let mut seen = std::collections::HashSet::new();
             for m in &p.folders {
                 prop_assert!(m.dest_wire.bytes().all(|b| (0x20..0x7f).contains(&b)));
                 prop_assert_eq!(utf7::decode(&m.dest_wire).ok(), Some(m.dest.clone()));
+                prop_assert!(seen.insert(claim_key(&m.dest)), "{:?} twice", m.dest);
+            }
+        }
+
+        /// Any set of distinct source folders, any separators (NIL too), prefixes, special
+        /// uses and folder maps: two source folders never share a destination folder (INBOX
+        /// compared case-insensitively); a plan is refused only for a --folder-map clash.
+        #[test]
+        fn the_plan_is_injective(
+            names in proptest::collection::btree_set("(INBOX|inbox|[ab._/-]{1,2}|Sent|INBOX[./][ab_]{1,2}|[ab][./_][ab])(-2)?", 0..14),
+            src_sep in prop_oneof![Just(Some('/')), Just(Some('.')), Just(None)],
+            dst_sep in prop_oneof![Just(Some('/')), Just(Some('.')), Just(Some('_')), Just(None)],
+            src_prefix in prop_oneof![Just(String::new()), Just("INBOX.".to_string())],
+            dst_prefix in prop_oneof![Just(String::new()), Just("INBOX.".to_string())],
+            sent in proptest::option::of(0usize..14),
+            map in proptest::collection::vec(("[ab._/-]{1,2}", "[ab._-]{1,2}"), 0..3),
+        ) {
+            let sources: Vec<SourceFolder> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| SourceFolder {
+                    wire: utf7::encode(n),
+                    special_use: (sent == Some(i)).then(|| "\\Sent".to_string()),
+                })
+                .collect();
+            let existing = [ExistingFolder { wire: "Sent".into(), special_use: Some("\\Sent".into()) }];
+            let src_ns = Namespace { prefix: src_prefix, separator: src_sep };
+            let dst_ns = Namespace { prefix: dst_prefix, separator: dst_sep };
+            match plan(&sources, &src_ns, &dst_ns, &existing, &map) {
+                Ok(p) => {
+                    prop_assert_eq!(p.folders.len(), sources.len());
+                    let mut seen = std::collections::HashMap::new();
+                    for m in &p.folders {
+                        if let Some(first) = seen.insert(claim_key(&m.dest), m.source.clone()) {
+                            prop_assert!(false, "{:?} and {:?} both go to {:?}", first, m.source, m.dest);
+                        }
+                        prop_assert_eq!(utf7::decode(&m.dest_wire).ok(), Some(m.dest.clone()));
+                    }
+                }
+                Err(e) => prop_assert!(!map.is_empty(), "refused without --folder-map: {}", e),
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::engine::{Engine, OnSide, Pair, SResult, WINDOW, exit_code_for, uid_set};
+use crate::engine::{Engine, OnSide, Op, Pair, SResult, WINDOW, exit_code_for, uid_set};
 use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
 use crate::exit;
 use crate::index;
@@ -28,24 +28,25 @@ impl Engine {
         });
         let result = self.verify_inner();
         let summary = match result {
-            Ok(folders) => {
+            Ok((folders, failed)) => {
                 let sum = |f: fn(&Compared) -> u64| folders.iter().map(f).sum::<u64>();
                 let missing = sum(|c| c.missing);
                 self.emit(Event::Phase {
                     phase: Phase::Complete,
                 });
+                // Missing mail outranks a folder that could not be compared.
+                let (status, exit_code) = if missing > 0 {
+                    (VerifyStatus::Mismatch, exit::VERIFY_MISMATCH)
+                } else if failed > 0 {
+                    (VerifyStatus::Partial, exit::PARTIAL)
+                } else {
+                    (VerifyStatus::Ok, exit::OK)
+                };
                 VerifySummary {
-                    status: if missing == 0 {
-                        VerifyStatus::Ok
-                    } else {
-                        VerifyStatus::Mismatch
-                    },
-                    exit_code: if missing == 0 {
-                        exit::OK
-                    } else {
-                        exit::VERIFY_MISMATCH
-                    },
+                    status,
+                    exit_code,
                     folders: folders.len() as u64,
+                    folders_failed: failed,
                     source_messages: sum(|c| c.source),
                     destination_messages: sum(|c| c.destination),
                     missing,
@@ -56,10 +57,11 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let message = format!("{} server: {}", e.side.label(), e.err.message);
+                let (message, side) = e.describe();
                 self.emit(Event::Error {
                     message: message.clone(),
                     folder: None,
+                    side,
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,
@@ -73,7 +75,8 @@ impl Engine {
         summary
     }
 
-    fn verify_inner(&self) -> SResult<Vec<Compared>> {
+    /// The folders compared, and how many could not be.
+    fn verify_inner(&self) -> SResult<(Vec<Compared>, u64)> {
         let mut pair = self.open_pair(true)?;
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
@@ -86,12 +89,38 @@ impl Engine {
             });
         }
         let mut out = Vec::new();
+        let mut failed = 0u64;
         for m in &folders {
-            out.push(self.compare_folder(&mut pair, m)?);
+            // One folder that cannot be opened, or keeps breaking the session, is reported;
+            // the others are compared.
+            let e = match self.for_folder(&mut pair, Op::Open, |p| self.compare_folder(p, m))? {
+                Ok(c) => {
+                    out.push(c);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            if e.side == Side::Source
+                && !e.err.is_recoverable()
+                && self.not_a_mailbox(&mut pair.src, m, &e.err)
+            {
+                continue;
+            }
+            failed += 1;
+            self.emit(Event::Error {
+                message: format!(
+                    "folder '{}' could not be verified: {} server: {}",
+                    m.source,
+                    e.side.label(),
+                    e.err.message
+                ),
+                folder: Some(m.source.clone()),
+                side: Some(e.side),
+            });
         }
         pair.src.logout();
         pair.dst.logout();
-        Ok(out)
+        Ok((out, failed))
     }
 
     fn compare_folder(&self, pair: &mut Pair, m: &Mapping) -> SResult<Compared> {

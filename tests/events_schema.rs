@@ -133,6 +133,7 @@ fn one_of_each() -> Vec<Event> {
         Event::Error {
             message: "e".into(),
             folder: None,
+            side: None,
         },
         Event::Summary(Summary {
             status: RunStatus::Complete,

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 mod copy;
 pub(crate) use copy::WINDOW;
+mod disposition;
+pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
 mod scan;
 
 use crate::endpoint::Endpoint;
@@ -96,6 +98,21 @@ pub(crate) struct SideErr {
 
 pub(crate) type SResult<T> = Result<T, SideErr>;
 
+impl SideErr {
+    /// One line for people, and the server it is about: none for a usage error (such as a
+    /// refused folder plan), which no server said.
+    pub(crate) fn describe(&self) -> (String, Option<Side>) {
+        if self.err.kind == Kind::Usage {
+            (self.err.message.clone(), None)
+        } else {
+            (
+                format!("{} server: {}", self.side.label(), self.err.message),
+                Some(self.side),
+            )
+        }
+    }
+}
+
 /// (folder, message) pairs.
 type Warnings = Vec<(String, String)>;
 
@@ -152,6 +169,13 @@ struct FolderProgress {
     /// Retried UIDs settled in this run (not to be sent again after a reconnect).
     retried: HashSet<u32>,
     deleted_on_source: u64,
+}
+
+/// Wire names subscribed on each side (LSUB) when the job began; `None` when that side
+/// would not say.
+struct Subscriptions {
+    source: Option<HashSet<String>>,
+    destination: Option<HashSet<String>>,
 }
 
 pub(crate) struct Pair {
@@ -339,18 +363,16 @@ impl Engine {
             }
             Err(e) => {
                 let code = exit_code_for(&e.err);
+                let (message, side) = e.describe();
                 self.emit(Event::Error {
-                    message: format!("{} server: {}", e.side.label(), e.err.message),
+                    message: message.clone(),
                     folder: None,
+                    side,
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,
                 });
-                (
-                    RunStatus::Error,
-                    code,
-                    Some(format!("{} server: {}", e.side.label(), e.err.message)),
-                )
+                (RunStatus::Error, code, Some(message))
             }
         };
         if status != RunStatus::Error {
@@ -460,7 +482,8 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
-        let (tasks, warnings) = self.scan(main)?;
+        let (tasks, warnings, mut failed) = self.scan(main)?;
+        reports.append(&mut failed);
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,
@@ -492,92 +515,116 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::CreatingFolders,
         });
-        // New folders are always subscribed (so mail clients show them); existing ones
-        // when the source has them subscribed.
-        let src_subscribed: HashSet<String> = main
-            .src
-            .subscribed()
-            .on(Side::Source)?
-            .into_iter()
-            .collect();
-        let dst_subscribed: HashSet<String> = main
-            .dst
-            .subscribed()
-            .on(Side::Destination)?
-            .into_iter()
-            .collect();
-        let subscribed: HashSet<String> = tasks
-            .iter()
-            .filter(|t| {
-                src_subscribed.contains(&t.map.source_wire)
-                    && !dst_subscribed.contains(&t.map.dest_wire)
-            })
-            .map(|t| t.map.source_wire.clone())
-            .collect();
+        // Subscriptions of the planned folders follow the source's, both ways; folders
+        // outside the plan are never touched.
+        let subscribed = Subscriptions {
+            source: self.subscribed(&mut main.src, Side::Source)?,
+            destination: self.subscribed(&mut main.dst, Side::Destination)?,
+        };
         let mut ready = Vec::new();
         for t in tasks {
             if self.cancelled() {
                 break;
             }
-            match self.create_folder(&mut main.dst, &t.map, &subscribed) {
+            let created = self.for_folder(main, Op::Create, |p| {
+                self.create_folder(&mut p.dst, &t.map, &subscribed)
+                    .on(Side::Destination)
+            })?;
+            match created {
                 Ok(()) => ready.push(t),
-                Err(e) if e.is_fatal() || e.is_recoverable() => {
-                    return Err(SideErr {
-                        side: Side::Destination,
-                        err: e,
-                    });
-                }
                 Err(e) => {
-                    let reason = format!(
-                        "the destination refused to create folder '{}': {}",
-                        t.map.dest, e.message
-                    );
-                    self.emit(Event::Error {
-                        message: reason.clone(),
-                        folder: Some(t.map.source.clone()),
-                    });
-                    let rep = FolderReport {
-                        folder: t.map.source.clone(),
-                        destination: t.map.dest.clone(),
-                        status: FolderStatus::Failed,
-                        messages: t.messages,
-                        copied: 0,
-                        skipped: 0,
-                        failed: t.messages,
-                        bytes: 0,
-                        deleted_on_source: 0,
+                    let e = SideErr {
+                        side: e.side,
+                        err: ImapError::new(
+                            e.err.kind,
+                            format!(
+                                "{} folder '{}': {}",
+                                if e.err.is_recoverable() {
+                                    "could not create"
+                                } else {
+                                    "refused to create"
+                                },
+                                t.map.dest,
+                                e.err
+                            ),
+                        ),
                     };
-                    self.emit(folder_finished(&rep, 0, Some(reason)));
-                    reports.push(rep);
+                    reports.push(self.folder_failed(&t.map, t.messages, &e));
                 }
             }
         }
         Ok((ready, reports))
     }
 
+    /// LSUB. A refusal is a warning (subscriptions are a courtesy); a dropped connection
+    /// is retried like any other.
+    fn subscribed(&self, s: &mut Session, side: Side) -> SResult<Option<HashSet<String>>> {
+        match s.subscribed() {
+            Ok(names) => Ok(Some(names.into_iter().collect())),
+            Err(err) if err.is_recoverable() => Err(SideErr { side, err }),
+            Err(e) => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "the {} server would not list its subscriptions ({e}); the destination's may not match the source's",
+                        side.label()
+                    ),
+                    folder: None,
+                });
+                Ok(None)
+            }
+        }
+    }
+
     fn create_folder(
         &self,
         dst: &mut Session,
         m: &Mapping,
-        subscribed: &HashSet<String>,
+        subscribed: &Subscriptions,
     ) -> Result<(), ImapError> {
         if self.opts.dry_run {
             return Ok(());
         }
-        if m.exists {
-            // Carry the source's subscription over (INBOX, Sent …); never unsubscribe.
-            if subscribed.contains(&m.source_wire) {
-                let _ = dst.subscribe(&m.dest_wire);
-            }
-            return Ok(());
+        if !m.exists {
+            dst.create(&m.dest_wire)?;
+            self.emit(Event::FolderCreated {
+                folder: m.source.clone(),
+                destination: m.dest.clone(),
+            });
         }
-        dst.create(&m.dest_wire)?;
-        // Subscribing is a courtesy; a server that refuses it still has the folder.
-        let _ = dst.subscribe(&m.dest_wire);
-        self.emit(Event::FolderCreated {
-            folder: m.source.clone(),
-            destination: m.dest.clone(),
-        });
+        let have = m.exists
+            && subscribed.destination.iter().flatten().any(|d| {
+                *d == m.dest_wire || (m.dest == "INBOX" && d.eq_ignore_ascii_case("INBOX"))
+            });
+        let change = match &subscribed.source {
+            Some(source) => {
+                let want = source.contains(&m.source_wire);
+                (want != have).then_some(want)
+            }
+            // The source's subscriptions are unknown: new folders are subscribed (so mail
+            // clients show them), existing ones are left as they are.
+            None => (!m.exists).then_some(true),
+        };
+        if let Some(want) = change {
+            let r = if want {
+                dst.subscribe(&m.dest_wire)
+            } else {
+                dst.unsubscribe(&m.dest_wire)
+            };
+            // A subscription is a courtesy: the folder and its mail are there either way.
+            if let Err(e) = r {
+                if e.is_recoverable() {
+                    return Err(e);
+                }
+                self.emit(Event::Warning {
+                    message: format!(
+                        "could not {} destination folder '{}': {e}",
+                        if want { "subscribe" } else { "unsubscribe" },
+                        m.dest
+                    ),
+                    folder: Some(m.source.clone()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -750,7 +797,12 @@ impl Engine {
                         break;
                     }
                 }
-                Err(e) if e.err.is_fatal() => {
+                Err(e)
+                    if matches!(
+                        disposition(&e.err, e.side, Op::Copy),
+                        Disposition::EndJob(_)
+                    ) =>
+                {
                     self.checkpoint(task, &prog, FolderStatus::Interrupted);
                     return Err(e);
                 }
@@ -765,7 +817,10 @@ impl Engine {
                             *pair = Some(old);
                         }
                     }
-                    failed_reason = Some(format!("{} server: {}", e.side.label(), e.err.message));
+                    failed_reason = Some((
+                        e.side,
+                        format!("{} server: {}", e.side.label(), e.err.message),
+                    ));
                     break;
                 }
             }
@@ -786,10 +841,11 @@ impl Engine {
         } else {
             FolderStatus::Complete
         };
-        if let Some(r) = &failed_reason {
+        if let Some((side, r)) = &failed_reason {
             self.emit(Event::Error {
                 message: format!("folder '{}' failed: {r}", task.map.source),
                 folder: Some(task.map.source.clone()),
+                side: Some(*side),
             });
         }
         self.checkpoint(task, &prog, status);
@@ -807,9 +863,33 @@ impl Engine {
         self.emit(folder_finished(
             &rep,
             started.elapsed().as_millis() as u64,
-            failed_reason,
+            failed_reason.map(|(_, r)| r),
         ));
         Ok((rep, std::mem::take(&mut prog.failures)))
+    }
+
+    /// A folder that cannot be copied in this run: an error event naming it and the side
+    /// that refused, and its report. The next run tries it again.
+    fn folder_failed(&self, m: &Mapping, messages: u64, e: &SideErr) -> FolderReport {
+        let reason = format!("{} server: {}", e.side.label(), e.err.message);
+        self.emit(Event::Error {
+            message: format!("folder '{}' failed: {reason}", m.source),
+            folder: Some(m.source.clone()),
+            side: Some(e.side),
+        });
+        let rep = FolderReport {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+            status: FolderStatus::Failed,
+            messages,
+            copied: 0,
+            skipped: 0,
+            failed: messages,
+            bytes: 0,
+            deleted_on_source: 0,
+        };
+        self.emit(folder_finished(&rep, 0, Some(reason)));
+        rep
     }
 
     /// `--delete-source`: remove from the source exactly the messages the destination

@@ -11,9 +11,24 @@ impl Engine {
         let src_ns = fill_separator(src_ns, &listed);
         let dst_listed = main.dst.list().on(Side::Destination)?;
         let dst_ns = fill_separator(dst_ns, &dst_listed);
+        // Only the selected folders are planned: a clash with a folder left out is no clash.
+        // A \Noselect folder is planned when it has no subfolders or an earlier run knows it:
+        // Dovecot lists a folder it once failed to open as \Noselect (even after it was
+        // mended), so it is tried; one that cannot be opened is a failure to report, not a
+        // folder to forget. A \Noselect parent is only a node of the tree.
+        let parents = parents(&listed);
+        let known = |name: &str| {
+            self.state
+                .as_ref()
+                .is_some_and(|s| s.folder(name).is_some())
+        };
         let sources: Vec<SourceFolder> = listed
             .iter()
-            .filter(|f| f.selectable)
+            .filter(|f| {
+                let name = crate::utf7::decode_lossy(&f.name);
+                (f.selectable || !parents.contains(f.name.as_str()) || known(&name))
+                    && self.opts.folders.takes(&name)
+            })
             .map(|f| SourceFolder {
                 wire: f.name.clone(),
                 special_use: f.special_use.clone(),
@@ -38,12 +53,12 @@ impl Engine {
                 });
             }
         }
-        let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map);
-        let folders = plan
-            .folders
-            .into_iter()
-            .filter(|m| self.opts.folders.takes(&m.source))
-            .collect();
+        let plan = plan::plan(&sources, &src_ns, &dst_ns, &existing, &self.opts.folder_map)
+            .map_err(|why| SideErr {
+                side: Side::Destination,
+                err: ImapError::new(Kind::Usage, why),
+            })?;
+        let folders = plan.folders;
         let warnings = plan
             .warnings
             .into_iter()
@@ -52,95 +67,140 @@ impl Engine {
         Ok((folders, warnings))
     }
 
-    pub(super) fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
+    /// Scan every planned folder. A folder the source or destination will not open, or that
+    /// keeps dropping the connection, is reported failed (or, when it vanished from the
+    /// source meanwhile, warned about) and the others are scanned; `Err` only for what ends
+    /// the job or a reconnect that fails.
+    pub(super) fn scan(
+        &self,
+        main: &mut Pair,
+    ) -> SResult<(Vec<Task>, Warnings, Vec<FolderReport>)> {
         let (folders, warnings) = self.plan_folders(main)?;
         let mut tasks = Vec::new();
+        let mut failed = Vec::new();
         for m in folders {
             if self.cancelled() {
                 break;
             }
-            let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
-            // A folder the state knows: STATUS tells whether anything is new, without
-            // opening it (a no-change run is then one command per folder).
-            let info = match &resume {
-                Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
-                None => main.src.examine(&m.source_wire).on(Side::Source)?,
-            };
-            let mut start_uid = 1;
-            let mut index_destination = true;
-            let mut retry_uids = Vec::new();
-            let mut prior = None;
-            if let Some(r) = &resume {
-                if Some(r.uid_validity) == info.uid_validity {
-                    start_uid = r.last_uid.saturating_add(1);
-                    // Messages that failed last time are tried again.
-                    retry_uids = r.failures.iter().map(|f| f.uid).collect();
-                    retry_uids.sort_unstable();
-                    retry_uids.dedup();
-                    let mut p = r.clone();
-                    p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
-                    p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
-                    p.failures.clear();
-                    prior = Some(p);
-                    let nothing_new =
-                        retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
-                    // Nothing was appended since the last checkpoint: no need to index.
-                    if m.exists
-                        && !nothing_new
-                        && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
-                        && let Ok(st) = main.dst.status(&m.dest_wire)
-                        && st.uid_validity == Some(v)
-                        && st.uid_next == Some(n)
-                    {
-                        index_destination = false;
-                    }
-                } else {
-                    self.emit(Event::Warning {
-                        message: format!(
-                            "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
-                            m.source
-                        ),
-                        folder: Some(m.source.clone()),
-                    });
+            let e = match self.for_folder(main, Op::Open, |p| self.scan_folder(p, &m))? {
+                Ok(t) => {
+                    tasks.push(t);
+                    continue;
                 }
+                Err(e) => e,
+            };
+            if self.cancelled()
+                || (e.side == Side::Source
+                    && !e.err.is_recoverable()
+                    && self.not_a_mailbox(&mut main.src, &m, &e.err))
+            {
+                continue;
             }
-            let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
-                (0, 0, 0)
-            } else {
-                let nothing_new = info
-                    .uid_next
-                    .is_some_and(|n| n <= start_uid && start_uid > 1);
-                if resume.is_some() && !(nothing_new && retry_uids.is_empty()) {
-                    // STATUS above did not open the folder.
-                    main.src.examine(&m.source_wire).on(Side::Source)?;
-                }
-                let mut uids = retry_uids.clone();
-                if !nothing_new {
-                    uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
-                }
-                self.count(&mut main.src, &uids).on(Side::Source)?
-            };
-            self.emit(Event::FolderFound {
-                folder: m.source.clone(),
-                destination: m.dest.clone(),
-                special_use: m.special_use.clone(),
-                create: !m.exists,
-                messages,
-                bytes,
-            });
-            tasks.push(Task {
-                messages,
-                bytes,
-                start_uid,
-                index_destination: index_destination && m.exists,
-                retry_uids,
-                uid_validity: info.uid_validity,
-                scan_last_uid,
-                prior,
-                map: m,
-            });
+            failed.push(self.folder_failed(&m, 0, &e));
+            // What earlier runs settled stays; `btsx status` shows the failure, and the
+            // next run plans the folder even if LIST now calls it \Noselect.
+            if let Some(st) = &self.state
+                && !self.opts.dry_run
+            {
+                let _ = st.update(match st.folder(&m.source) {
+                    Some(prior) => FolderState {
+                        status: FolderStatus::Failed,
+                        ..prior
+                    },
+                    None => never_opened(&m),
+                });
+            }
         }
-        Ok((tasks, warnings))
+        Ok((tasks, warnings, failed))
+    }
+
+    fn scan_folder(&self, main: &mut Pair, m: &Mapping) -> SResult<Task> {
+        let resume = self
+            .state
+            .as_ref()
+            .and_then(|s| s.folder(&m.source))
+            .filter(|r| r.uid_validity != NEVER_OPENED);
+        // A folder the state knows: STATUS tells whether anything is new, without
+        // opening it (a no-change run is then one command per folder).
+        let info = match &resume {
+            Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
+            None => main.src.examine(&m.source_wire).on(Side::Source)?,
+        };
+        let mut start_uid = 1;
+        let mut index_destination = true;
+        let mut retry_uids = Vec::new();
+        let mut prior = None;
+        if let Some(r) = &resume {
+            if Some(r.uid_validity) == info.uid_validity {
+                start_uid = r.last_uid.saturating_add(1);
+                // Messages that failed last time are tried again.
+                retry_uids = r.failures.iter().map(|f| f.uid).collect();
+                retry_uids.sort_unstable();
+                retry_uids.dedup();
+                let mut p = r.clone();
+                p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
+                p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
+                p.failures.clear();
+                prior = Some(p);
+                let nothing_new =
+                    retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
+                // Nothing was appended since the last checkpoint: no need to index.
+                if m.exists
+                    && !nothing_new
+                    && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
+                    && let Ok(st) = main.dst.status(&m.dest_wire)
+                    && st.uid_validity == Some(v)
+                    && st.uid_next == Some(n)
+                {
+                    index_destination = false;
+                }
+            } else {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
+                        m.source
+                    ),
+                    folder: Some(m.source.clone()),
+                });
+            }
+        }
+        let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
+            (0, 0, 0)
+        } else {
+            let nothing_new = info
+                .uid_next
+                .is_some_and(|n| n <= start_uid && start_uid > 1);
+            if resume.is_some() && !(nothing_new && retry_uids.is_empty()) {
+                // STATUS above did not open the folder.
+                main.src.examine(&m.source_wire).on(Side::Source)?;
+            }
+            let mut uids = retry_uids.clone();
+            if !nothing_new {
+                uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
+            }
+            self.count(&mut main.src, &uids).on(Side::Source)?
+        };
+        self.emit(Event::FolderFound {
+            folder: m.source.clone(),
+            destination: m.dest.clone(),
+            special_use: m.special_use.clone(),
+            create: !m.exists,
+            messages,
+            bytes,
+        });
+        Ok(Task {
+            messages,
+            bytes,
+            start_uid,
+            // Not only when LIST showed the folder: a folder listed \Noselect (or created
+            // meanwhile) may hold mail, and copy indexes only a folder that is not empty.
+            index_destination,
+            retry_uids,
+            uid_validity: info.uid_validity,
+            scan_last_uid,
+            prior,
+            map: m.clone(),
+        })
     }
 
     /// Messages, bytes and the highest UID among `uids` that the date filter takes, read in
@@ -157,5 +217,72 @@ impl Engine {
             }
         }
         Ok((n, bytes, last))
+    }
+}
+
+/// The UIDVALIDITY recorded for a folder no run could open yet (RFC 3501: a real one is
+/// never 0): nothing of it is settled.
+const NEVER_OPENED: u32 = 0;
+
+fn never_opened(m: &Mapping) -> FolderState {
+    FolderState {
+        source: m.source.clone(),
+        destination: m.dest.clone(),
+        uid_validity: NEVER_OPENED,
+        last_uid: 0,
+        dest_uid_validity: None,
+        dest_uid_next: None,
+        messages: 0,
+        copied: 0,
+        skipped: 0,
+        failed: 0,
+        bytes: 0,
+        status: FolderStatus::Failed,
+        failures: Vec::new(),
+    }
+}
+
+/// Wire names that have a subfolder in `listed`.
+fn parents(listed: &[crate::imap::ListedFolder]) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for f in listed {
+        if let Some(d) = f.delimiter {
+            for (i, _) in f.name.match_indices(d) {
+                out.insert(&f.name[..i]);
+            }
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// A source folder would not open: is it simply not (or no longer) a mailbox, rather
+    /// than a mailbox that failed? Gone from LIST: deleted or renamed since the scan began
+    /// (a warning). Listed \Noselect and the server reports no trouble of its own: a node of
+    /// the tree (quietly skipped; a warning when an earlier run copied from it). Anything
+    /// else, a LIST that fails included, is the folder's failure.
+    pub(crate) fn not_a_mailbox(&self, src: &mut Session, m: &Mapping, err: &ImapError) -> bool {
+        let Ok(listed) = src.list() else {
+            return false;
+        };
+        let why = match listed.iter().find(|f| f.name == m.source_wire) {
+            None => "is no longer on the source (deleted or renamed since the scan began)",
+            Some(f) if !f.selectable && !server_trouble(err) => {
+                let known = self
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.folder(&m.source).is_some());
+                if !known {
+                    return true;
+                }
+                "can no longer be opened on the source (it is listed \\Noselect)"
+            }
+            Some(_) => return false,
+        };
+        self.emit(Event::Warning {
+            message: format!("folder '{}' {why}; nothing is taken from it", m.source),
+            folder: Some(m.source.clone()),
+        });
+        true
     }
 }

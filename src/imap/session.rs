@@ -625,6 +625,10 @@ impl Session {
         self.imap.subscribe(name).map_err(|e| self.err(e))
     }
 
+    pub fn unsubscribe(&mut self, name: &str) -> Result<(), ImapError> {
+        self.imap.unsubscribe(name).map_err(|e| self.err(e))
+    }
+
     pub fn logout(mut self) {
         let _ = self.imap.logout();
     }

@@ -166,6 +166,7 @@ impl BatchView {
             Event::Error {
                 message,
                 folder: Some(_),
+                ..
             } => {
                 self.line(format!(
                     "{} [{job}] Error: {message}",

@@ -237,6 +237,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
     e(Event::Error {
         message: "Drafts: NO server bug".into(),
         folder: Some("Drafts".into()),
+        side: Some(Side::Source),
     });
     e(Event::Detail {
         side: Some(Side::Source),
@@ -313,6 +314,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         source_clean: false,
         duration_ms: 1000,
         error: None,
+        folders_failed: 0,
     }));
 }
 
@@ -376,6 +378,7 @@ fn an_early_error_is_one_line() {
     sink.emit(&Event::Error {
         message: message.clone(),
         folder: None,
+        side: None,
     });
     sink.emit(&Event::Phase {
         phase: Phase::Error,

@@ -778,7 +778,9 @@ impl Sink for HumanSink {
                 }
             }
             Event::Warning { message, .. } => self.warn_line(st, message),
-            Event::Error { message, folder } => {
+            Event::Error {
+                message, folder, ..
+            } => {
                 if folder.is_none() {
                     st.shown_error = Some(message.clone());
                 }
@@ -874,6 +876,10 @@ impl Sink for HumanSink {
                     VerifyStatus::Mismatch => self.bad.apply_to(format!(
                         "Mismatch: {} of {} source messages are missing in the destination",
                         v.missing, v.source_messages
+                    )),
+                    VerifyStatus::Partial => self.bad.apply_to(format!(
+                        "Incomplete: {} folders could not be verified; nothing is missing in the {} compared",
+                        v.folders_failed, v.folders
                     )),
                     VerifyStatus::Error => self.bad.apply_to(format!(
                         "Verify stopped by an error: {}",

@@ -1,0 +1,148 @@
+//! What the engine does about an error: retry, give up one message, give up one folder, or
+//! end the job. One function decides, from the side, the phase and the error, so the rules
+//! live in one table (it can move into the IMAP layer once errors carry response codes).
+
+use super::{Engine, Pair, SResult, SideErr};
+use crate::event::Side;
+use crate::exit;
+use crate::imap::{ImapError, Kind};
+
+/// The kind of command that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Opening or asking about one folder: EXAMINE, SELECT, STATUS.
+    Open,
+    /// CREATE of one destination folder.
+    Create,
+    /// Reading one folder's messages (UID SEARCH, FETCH) or anything while copying it.
+    Copy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Reconnect and try again (up to `--retries`).
+    Retry,
+    /// This folder cannot be done now; the others go on, the next run tries it again.
+    FailFolder,
+    /// This message cannot be done now; the folder goes on. (APPEND answers are still
+    /// judged in copy.rs; this is their row once they move here.)
+    #[allow(dead_code)]
+    FailMessage,
+    /// Nothing can go on: end the job with this exit code.
+    EndJob(i32),
+}
+
+/// The one table (account-wide commands such as LIST are not in it: without them nothing
+/// can go on). A NO or BAD is about the folder it was for; only the destination being
+/// over quota, a refused login or an unusable endpoint ends the job.
+pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
+    match err.kind {
+        Kind::Timeout | Kind::Dropped | Kind::Protocol => Disposition::Retry,
+        Kind::Usage => Disposition::EndJob(exit::USAGE),
+        Kind::Auth => Disposition::EndJob(exit::AUTH),
+        Kind::Resolve | Kind::Connect | Kind::Tls | Kind::Certificate => {
+            Disposition::EndJob(exit::CONNECTION)
+        }
+        // The IMAP layer calls any NO mentioning "quota" over quota (a folder named
+        // "Quotations" too): only the destination, while storing, can really be over quota.
+        Kind::OverQuota if side == Side::Destination && matches!(op, Op::Create | Op::Copy) => {
+            Disposition::EndJob(exit::DESTINATION)
+        }
+        Kind::OverQuota | Kind::No | Kind::Bad => Disposition::FailFolder,
+    }
+}
+
+impl Engine {
+    /// One folder's step (`op`) with the table applied: what calls for a retry runs again on
+    /// a reopened `pair`, up to `--retries` times. `Ok(Ok(v))`: done. `Ok(Err(e))`: this
+    /// folder's failure, for the caller to report; when the session gave up, `pair` is fresh
+    /// again for the next folder. `Err(e)`: the job ends.
+    pub(crate) fn for_folder<T>(
+        &self,
+        pair: &mut Pair,
+        op: Op,
+        mut step: impl FnMut(&mut Pair) -> SResult<T>,
+    ) -> SResult<Result<T, SideErr>> {
+        let mut attempt = 0u32;
+        loop {
+            let e = match step(pair) {
+                Ok(v) => return Ok(Ok(v)),
+                Err(e) => e,
+            };
+            match disposition(&e.err, e.side, op) {
+                Disposition::EndJob(_) => return Err(e),
+                Disposition::FailFolder | Disposition::FailMessage => return Ok(Err(e)),
+                Disposition::Retry => {
+                    let give_up = attempt >= self.opts.retries || self.cancelled();
+                    attempt += 1;
+                    if !give_up {
+                        self.note_reconnect(e.side, &e.err);
+                    }
+                    let fresh = self.reopen(if give_up { 1 } else { attempt })?;
+                    let old = std::mem::replace(pair, fresh);
+                    old.src.abandon();
+                    old.dst.abandon();
+                    if give_up {
+                        return Ok(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The server says the trouble is its own ([SERVERBUG], [UNAVAILABLE], [LIMIT]), not that
+/// the folder is not a mailbox. The code is still read from the text until the IMAP layer
+/// hands over response codes.
+pub(crate) fn server_trouble(err: &ImapError) -> bool {
+    let text = err.message.to_ascii_uppercase();
+    ["[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]"]
+        .iter()
+        .any(|c| text.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(kind: Kind, text: &str) -> ImapError {
+        ImapError::new(kind, text)
+    }
+
+    #[test]
+    fn only_a_destination_over_quota_ends_the_job() {
+        let q = e(Kind::OverQuota, "Quota exceeded (mailbox for user is full)");
+        assert_eq!(
+            disposition(&q, Side::Destination, Op::Copy),
+            Disposition::EndJob(exit::DESTINATION)
+        );
+        // "Quotations" vanished from the source: that folder only.
+        let gone = e(Kind::OverQuota, "Mailbox doesn't exist: Quotations");
+        assert_eq!(
+            disposition(&gone, Side::Source, Op::Open),
+            Disposition::FailFolder
+        );
+        assert_eq!(
+            disposition(&gone, Side::Destination, Op::Open),
+            Disposition::FailFolder
+        );
+    }
+
+    #[test]
+    fn a_no_fails_one_folder_and_drops_are_retried() {
+        let no = e(Kind::No, "[SERVERBUG] Internal error occurred.");
+        for op in [Op::Open, Op::Create, Op::Copy] {
+            for side in [Side::Source, Side::Destination] {
+                assert_eq!(disposition(&no, side, op), Disposition::FailFolder);
+            }
+        }
+        assert_eq!(
+            disposition(&e(Kind::Dropped, "x"), Side::Source, Op::Open),
+            Disposition::Retry
+        );
+        assert_eq!(
+            disposition(&e(Kind::Auth, "x"), Side::Source, Op::Copy),
+            Disposition::EndJob(exit::AUTH)
+        );
+    }
+}
