@@ -194,7 +194,6 @@ fn awkward_dovecot_to_dovecot_pre_1970_date() {
 }
 
 #[test]
-#[ignore = "needs issue 10 folders: subscriptions copied as they are (unsubscribed stays unsubscribed)"]
 fn awkward_subscriptions_match() {
     let src = Dovecot::source();
     let dst = Dovecot::destination();
