@@ -53,7 +53,14 @@ impl Engine {
     }
 
     pub(super) fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
-        let (folders, warnings) = self.plan_folders(main)?;
+        let (mut folders, mut warnings) = self.plan_folders(main)?;
+        let views = self.apply_views(&mut main.dst, &mut folders, &mut warnings)?;
+        let real: Vec<String> = folders
+            .iter()
+            .filter(|m| !views::is_all(m))
+            .map(|m| m.source_wire.clone())
+            .collect();
+        let mut archived = None;
         let mut tasks = Vec::new();
         for m in folders {
             if self.cancelled() {
@@ -104,6 +111,8 @@ impl Engine {
                     });
                 }
             }
+            let mut only_uids = None;
+            let all_mail = views.all_mail.as_ref() == Some(&m);
             let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
                 (0, 0, 0)
             } else {
@@ -118,8 +127,20 @@ impl Engine {
                 if !nothing_new {
                     uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
                 }
-                self.count(&mut main.src, &uids).on(Side::Source)?
+                if all_mail {
+                    let (counted, only) = self
+                        .count_archived(&mut main.src, &m.source_wire, &real, &uids, &retry_uids)
+                        .on(Side::Source)?;
+                    only_uids = Some(only);
+                    counted
+                } else {
+                    self.count(&mut main.src, &uids).on(Side::Source)?
+                }
             };
+            if all_mail {
+                archived = Some((messages, bytes));
+                only_uids.get_or_insert_with(Vec::new);
+            }
             self.emit(Event::FolderFound {
                 folder: m.source.clone(),
                 destination: m.dest.clone(),
@@ -138,14 +159,22 @@ impl Engine {
                 scan_last_uid,
                 prior,
                 map: m,
+                only_uids,
             });
+        }
+        if !views.is_empty() {
+            self.emit(views.event(archived));
         }
         Ok((tasks, warnings))
     }
 
     /// Messages, bytes and the highest UID among `uids` that the date filter takes, read in
     /// windows so a huge folder costs little memory.
-    fn count(&self, src: &mut Session, uids: &[u32]) -> Result<(u64, u64, u32), ImapError> {
+    pub(super) fn count(
+        &self,
+        src: &mut Session,
+        uids: &[u32],
+    ) -> Result<(u64, u64, u32), ImapError> {
         let (mut n, mut bytes, mut last) = (0u64, 0u64, 0u32);
         for chunk in uids.chunks(WINDOW) {
             for m in src.fetch_meta_set(&uid_set(chunk.iter().copied()))? {

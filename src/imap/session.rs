@@ -74,7 +74,7 @@ pub struct ListedFolder {
     pub name: String,
     pub delimiter: Option<char>,
     pub selectable: bool,
-    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`.
+    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`, `\Important`.
     pub special_use: Option<String>,
 }
 
@@ -364,6 +364,10 @@ impl Session {
                     NameAttribute::NoSelect => selectable = false,
                     NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent") => {
                         selectable = false
+                    }
+                    // RFC 8457; Gmail's "Important" view.
+                    NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\Important") => {
+                        special_use = Some("\\Important".to_string())
                     }
                     NameAttribute::All => special_use = Some("\\All".to_string()),
                     NameAttribute::Archive => special_use = Some("\\Archive".to_string()),

@@ -1,0 +1,220 @@
+//! Folders that are views of other folders (RFC 6154 special use), as on Gmail: `\All`
+//! holds every message once more (and archived messages that are nowhere else), `\Flagged`
+//! and `\Important` show messages that live in other folders.
+//!
+//! By default the views are not copied as folders (their meaning travels as `\Flagged` and
+//! `$Important` on the messages), and from `\All` only the messages in no other copied
+//! folder are copied, after everything else. A view on the destination is never a target.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// What to do with a source's `\All` folder (`--all-mail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllMail {
+    /// Copy only the messages that are in no other copied folder (archived ones); views
+    /// (`\Flagged`, `\Important`) are not copied as folders.
+    #[default]
+    ArchivedOnly,
+    /// Copy `\All` and the views as ordinary folders.
+    Copy,
+    /// Copy neither `\All` nor the views.
+    Skip,
+}
+
+impl AllMail {
+    pub fn is_default(&self) -> bool {
+        *self == AllMail::ArchivedOnly
+    }
+}
+
+fn is(special_use: &Option<String>, what: &str) -> bool {
+    special_use
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case(what))
+}
+
+/// A folder whose messages all live in other folders too.
+fn is_view(special_use: &Option<String>) -> bool {
+    is(special_use, "\\Flagged") || is(special_use, "\\Important")
+}
+
+pub(crate) fn is_all(m: &Mapping) -> bool {
+    is(&m.special_use, "\\All")
+}
+
+/// (messages, bytes, highest UID looked at).
+type Counted = (u64, u64, u32);
+
+/// Where the All Mail pass goes when the planned folder is a view on the destination.
+const ARCHIVE_FALLBACK: &str = "Archive";
+
+/// How the plan treats views: reported in one [`Event::Views`].
+#[derive(Debug, Default)]
+pub(crate) struct Views {
+    /// Source folders not copied as folders.
+    pub(crate) views: Vec<String>,
+    /// The source's `\All` folder, copied archived-only (last in the plan).
+    pub(crate) all_mail: Option<Mapping>,
+    /// Destination folders that are views, never appended to.
+    pub(crate) destination_views: Vec<String>,
+    /// Source folders left out because they would land in a destination view.
+    pub(crate) refused: Vec<String>,
+}
+
+impl Views {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.views.is_empty() && self.all_mail.is_none() && self.refused.is_empty()
+    }
+
+    /// The event, once the archived messages are counted.
+    pub(crate) fn event(&self, archived: Option<(u64, u64)>) -> Event {
+        Event::Views {
+            views: self.views.clone(),
+            all_mail: self.all_mail.as_ref().map(|m| m.source.clone()),
+            all_mail_destination: self.all_mail.as_ref().map(|m| m.dest.clone()),
+            archived_messages: archived.map(|a| a.0),
+            archived_bytes: archived.map(|a| a.1),
+            destination_views: self.destination_views.clone(),
+            not_copied: self.refused.clone(),
+        }
+    }
+}
+
+impl Engine {
+    /// Take the views out of `folders`, move `\All` last (archived-only) and keep every
+    /// destination view out of the plan.
+    pub(crate) fn apply_views(
+        &self,
+        dst: &mut Session,
+        folders: &mut Vec<Mapping>,
+        warnings: &mut Warnings,
+    ) -> SResult<Views> {
+        let mode = self.opts.all_mail;
+        let dst_listed = dst.list().on(Side::Destination)?;
+        let mut out = Views {
+            destination_views: dst_listed
+                .iter()
+                .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
+                .map(|f| crate::utf7::decode_lossy(&f.name))
+                .collect(),
+            ..Views::default()
+        };
+        let dst_view_wires: Vec<&str> = dst_listed
+            .iter()
+            .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
+            .map(|f| f.name.as_str())
+            .collect();
+        let archive = dst_listed
+            .iter()
+            .find(|f| f.selectable && is(&f.special_use, "\\Archive"));
+        let mut kept = Vec::with_capacity(folders.len());
+        for mut m in folders.drain(..) {
+            let view = mode != AllMail::Copy
+                && (is_view(&m.special_use) || (mode == AllMail::Skip && is_all(&m)));
+            if view {
+                out.views.push(m.source.clone());
+                continue;
+            }
+            if mode == AllMail::ArchivedOnly && is_all(&m) && out.all_mail.is_none() {
+                if let Some(a) = archive {
+                    m.dest_wire = a.name.clone();
+                    m.dest = crate::utf7::decode_lossy(&a.name);
+                    m.exists = true;
+                } else if dst_view_wires.contains(&m.dest_wire.as_str()) {
+                    // A Gmail-shaped destination: archived mail must not vanish into its
+                    // All Mail view, so it gets a folder of its own.
+                    m.dest = ARCHIVE_FALLBACK.to_string();
+                    m.dest_wire = ARCHIVE_FALLBACK.to_string();
+                    m.exists = dst_listed.iter().any(|f| f.name == ARCHIVE_FALLBACK);
+                }
+                out.all_mail = Some(m);
+                continue;
+            }
+            if dst_view_wires.contains(&m.dest_wire.as_str()) {
+                warnings.push((
+                    m.source.clone(),
+                    format!(
+                        "folder '{}' is not copied: its destination '{}' is a view of other folders there (its messages' flags still travel with them)",
+                        m.source, m.dest
+                    ),
+                ));
+                out.refused.push(m.source.clone());
+                continue;
+            }
+            kept.push(m);
+        }
+        // Last: its archived messages are what no other folder copies.
+        kept.extend(out.all_mail.clone());
+        *folders = kept;
+        Ok(out)
+    }
+
+    /// The All Mail pass: of `uids` (listed in the `\All` folder `all_wire`), those in no
+    /// folder of `real`; `retry` (failed last time) are archived ones already. Content
+    /// identity (header hash + size) as a multiset, so a message with two labels is two
+    /// members and two messages with equal content are told apart by their counts.
+    /// Returns (messages, bytes, highest UID looked at) and the archived UIDs, sorted.
+    pub(crate) fn count_archived(
+        &self,
+        src: &mut Session,
+        all_wire: &str,
+        real: &[String],
+        uids: &[u32],
+        retry: &[u32],
+    ) -> Result<(Counted, Vec<u32>), ImapError> {
+        let new: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| retry.binary_search(u).is_err())
+            .collect();
+        let mut archived = retry.to_vec();
+        let mut looked_at = 0;
+        if !new.is_empty() {
+            let mut members = Index::default();
+            for wire in real {
+                let info = src.examine(wire)?;
+                if info.exists > 0 {
+                    self.add_members(src, info.exists, &mut members)?;
+                }
+            }
+            src.examine(all_wire)?;
+            for chunk in new.chunks(2000) {
+                let mut heads = src.fetch_headers(&uid_set(chunk.iter().copied()))?;
+                heads.sort_by_key(|h| h.uid);
+                for h in heads {
+                    if !members.take(&index::key(&h.headers, h.size)) {
+                        archived.push(h.uid);
+                    }
+                }
+            }
+            looked_at = new.iter().copied().max().unwrap_or(0);
+        }
+        archived.sort_unstable();
+        archived.dedup();
+        let (n, bytes, last) = self.count(src, &archived)?;
+        Ok(((n, bytes, last.max(looked_at)), archived))
+    }
+
+    /// Add every message of the selected folder to `members`, in sequence chunks so only
+    /// the 16-byte keys stay in memory.
+    fn add_members(
+        &self,
+        src: &mut Session,
+        exists: u32,
+        members: &mut Index,
+    ) -> Result<(), ImapError> {
+        let chunk = 2000u32;
+        let mut start = 1u32;
+        while start <= exists {
+            let end = start.saturating_add(chunk - 1).min(exists);
+            for h in src.fetch_headers_seq(&format!("{start}:{end}"))? {
+                members.add(index::key(&h.headers, h.size));
+            }
+            start = end.saturating_add(1);
+        }
+        Ok(())
+    }
+}
