@@ -361,3 +361,96 @@ fn a_view_on_the_destination_is_never_a_target() {
     let d = dst.digest(USER);
     assert_eq!(folder(&d, "Archive"), archived(&before, REAL));
 }
+
+/// The transcript-driven fake IMAP server of the `client` branch (a copy until it is merged).
+#[path = "gmail_fake/mod.rs"]
+mod fake;
+
+#[test]
+fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid() {
+    use fake::{Fake, FakeFolder, Rule, Script};
+    let m1: &[u8] = b"From: a@example.com\r\nSubject: one\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n";
+    let m2: &[u8] = b"From: b@example.com\r\nSubject: two\r\nMessage-ID: <2@x>\r\n\r\nbody two\r\n";
+    let m3: &[u8] =
+        b"From: c@example.com\r\nSubject: archived\r\nMessage-ID: <3@x>\r\n\r\nbody three\r\n";
+    let src = Fake::start(Script {
+        capabilities: "IMAP4rev1 LITERAL+ UIDPLUS NAMESPACE LIST-EXTENDED SPECIAL-USE X-GM-EXT-1"
+            .into(),
+        list: Some(
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n\
+             * LIST (\\HasChildren \\Noselect) \"/\" \"[Gmail]\"\r\n\
+             * LIST (\\HasNoChildren \\All) \"/\" \"[Gmail]/All Mail\"\r\n\
+             * LIST (\\HasNoChildren \\Flagged) \"/\" \"[Gmail]/Starred\"\r\n"
+                .into(),
+        ),
+        folders: vec![
+            FakeFolder::new(b"INBOX", &[m1, m2]),
+            FakeFolder::new(b"[Gmail]/All Mail", &[m1, m2, m3]),
+            FakeFolder::new(b"[Gmail]/Starred", &[m2]),
+        ],
+        rules: vec![
+            // Gmail's answers: the id of a message is the same in every folder.
+            Rule::always(
+                r"^FETCH 1:2 \(UID X-GM-MSGID\)",
+                "* 1 FETCH (UID 1 X-GM-MSGID 1001)\r\n* 2 FETCH (UID 2 X-GM-MSGID 1002)\r\n{tag} OK Success\r\n",
+            ),
+            Rule::always(
+                r"^UID FETCH 1:3 \(UID X-GM-MSGID\)",
+                "* 1 FETCH (UID 1 X-GM-MSGID 1001)\r\n* 2 FETCH (UID 2 X-GM-MSGID 1002)\r\n* 3 FETCH (UID 3 X-GM-MSGID 1003)\r\n{tag} OK Success\r\n",
+            ),
+        ],
+    });
+    let dst = Fake::start(Script {
+        folders: vec![FakeFolder::new(b"INBOX", &[])],
+        ..Script::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = support::btsx()
+        .args([
+            "migrate",
+            &src.url(USER),
+            &dst.url(USER),
+            "--plaintext",
+            "--json",
+        ])
+        .arg("--state")
+        .arg(tmp.path().join("job.json"))
+        .env("BTSX_SRC_PASSWORD", "pw")
+        .env("BTSX_DST_PASSWORD", "pw")
+        .env("XDG_STATE_HOME", tmp.path())
+        .output()
+        .expect("run btsx");
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{sum}\n{}\nsource: {:#?}",
+        String::from_utf8_lossy(&out.stderr),
+        src.commands()
+    );
+    assert_eq!(sum["messages_copied"], 3, "{sum}");
+    let sent = src.commands();
+    assert!(
+        sent.iter()
+            .any(|c| c.starts_with("FETCH 1:2 (UID X-GM-MSGID)")),
+        "{sent:#?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|c| c.starts_with("UID FETCH 1:3 (UID X-GM-MSGID)")),
+        "{sent:#?}"
+    );
+    // No header was fetched to tell membership.
+    assert!(
+        !sent.iter().any(|c| c.contains("HEADER.FIELDS")),
+        "{sent:#?}"
+    );
+    let all = dst
+        .folder(b"[Gmail]/All Mail")
+        .expect("All Mail on the destination");
+    assert_eq!(all.messages.len(), 1);
+    assert_eq!(all.messages[0].body, m3);
+    assert_eq!(dst.folder(b"INBOX").expect("INBOX").messages.len(), 2);
+    assert!(dst.folder(b"[Gmail]/Starred").is_none());
+}

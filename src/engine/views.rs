@@ -172,7 +172,18 @@ impl Engine {
             .collect();
         let mut archived = retry.to_vec();
         let mut looked_at = 0;
-        if !new.is_empty() {
+        let by_id = if src.caps.gmail && !new.is_empty() {
+            match self.archived_by_id(src, all_wire, real, &new) {
+                Err(e) if matches!(e.kind, Kind::No | Kind::Bad) => None,
+                r => r?,
+            }
+        } else {
+            None
+        };
+        if let Some(ids) = by_id {
+            archived.extend(ids);
+            looked_at = new.iter().copied().max().unwrap_or(0);
+        } else if !new.is_empty() {
             let mut members = Index::default();
             for wire in real {
                 let info = src.examine(wire)?;
@@ -196,6 +207,47 @@ impl Engine {
         archived.dedup();
         let (n, bytes, last) = self.count(src, &archived)?;
         Ok(((n, bytes, last.max(looked_at)), archived))
+    }
+
+    /// With X-GM-EXT-1, membership by X-GM-MSGID: no headers to fetch and hash, and exact.
+    /// `None` when the server did not give every message an id (content identity decides).
+    fn archived_by_id(
+        &self,
+        src: &mut Session,
+        all_wire: &str,
+        real: &[String],
+        new: &[u32],
+    ) -> Result<Option<Vec<u32>>, ImapError> {
+        let mut members: HashSet<u64> = HashSet::new();
+        for wire in real {
+            let exists = src.examine(wire)?.exists;
+            let mut start = 1u32;
+            while start <= exists {
+                let end = start.saturating_add(1999).min(exists);
+                let ids = src.gmail_ids(&format!("{start}:{end}"), false)?;
+                if ids.len() < (end - start + 1) as usize {
+                    return Ok(None);
+                }
+                members.extend(ids.into_iter().map(|(_, id)| id));
+                start = end.saturating_add(1);
+            }
+        }
+        src.examine(all_wire)?;
+        let mut out = Vec::new();
+        for chunk in new.chunks(2000) {
+            let mut ids = src.gmail_ids(&uid_set(chunk.iter().copied()), true)?;
+            ids.sort_unstable();
+            ids.dedup_by_key(|(uid, _)| *uid);
+            if ids.len() < chunk.len() {
+                return Ok(None);
+            }
+            out.extend(
+                ids.into_iter()
+                    .filter(|(_, id)| !members.contains(id))
+                    .map(|(uid, _)| uid),
+            );
+        }
+        Ok(Some(out))
     }
 
     /// Add every message of the selected folder to `members`, in sequence chunks so only

@@ -44,6 +44,8 @@ pub struct Caps {
     pub append_limit: Option<u64>,
     /// MULTIAPPEND (RFC 3502): many messages in one APPEND, stored in one transaction.
     pub multiappend: bool,
+    /// X-GM-EXT-1: Gmail's X-GM-MSGID identifies a message across folders.
+    pub gmail: bool,
 }
 
 impl Caps {
@@ -56,6 +58,7 @@ impl Caps {
             multiappend: has("MULTIAPPEND"),
             special_use: has("SPECIAL-USE"),
             namespace: has("NAMESPACE"),
+            gmail: has("X-GM-EXT-1"),
             append_limit: caps.iter().find_map(|c| {
                 let (k, v) = c.split_once('=')?;
                 if k.eq_ignore_ascii_case("APPENDLIMIT") {
@@ -884,6 +887,30 @@ impl Session {
         pending.done.insert(tag.to_string(), outcome);
         Ok(false)
     }
+
+    /// Gmail (`X-GM-EXT-1`): (UID, X-GM-MSGID) of the messages in `set` (UIDs when `by_uid`,
+    /// else sequence numbers). The id is the same in every folder a message is in. Read on
+    /// our own path: the crate does not know the item.
+    pub fn gmail_ids(&mut self, set: &str, by_uid: bool) -> Result<Vec<(u32, u64)>, ImapError> {
+        let cmd = if by_uid { "UID FETCH" } else { "FETCH" };
+        let lines = self.raw(&format!("{cmd} {set} (UID X-GM-MSGID)"))?;
+        Ok(lines.iter().filter_map(|l| parse_gmail_id(l)).collect())
+    }
+}
+
+/// `* 3 FETCH (UID 7 X-GM-MSGID 1278455344230334865)` → (7, 1278455344230334865).
+fn parse_gmail_id(line: &[u8]) -> Option<(u32, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let upper = text.to_ascii_uppercase();
+    if !upper.contains(" FETCH ") {
+        return None;
+    }
+    let at = upper.find("X-GM-MSGID ")? + "X-GM-MSGID ".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((find_uid(line)?, digits.parse().ok()?))
 }
 
 /// A fetched batch of bodies, all in one buffer.
