@@ -243,6 +243,26 @@ fn gmail_views_are_not_folders_and_all_mail_gives_only_archived_mail() {
     assert_eq!(summary(&events)["messages_copied"], 0);
     check("re-run");
 
+    // verify leaves the views out too, and says All Mail is not compared as a folder.
+    let (code, events) = support::verify_json(&src, &dst, USER);
+    assert_eq!(code, Some(0), "{events:#?}");
+    let compared: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "verify_folder")
+        .filter_map(|e| e["folder"].as_str())
+        .collect();
+    assert!(
+        compared.iter().all(|f| !f.starts_with("[Gmail]")),
+        "{compared:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("[Gmail]/All Mail' is not compared"))),
+        "{events:#?}"
+    );
+
     // New mail: one more archived message and one more in INBOX; each copied once.
     append(&src, "Archived/old", "", 7);
     append(&src, "INBOX", "", 8);
@@ -453,4 +473,84 @@ fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid() {
     assert_eq!(all.messages[0].body, m3);
     assert_eq!(dst.folder(b"INBOX").expect("INBOX").messages.len(), 2);
     assert!(dst.folder(b"[Gmail]/Starred").is_none());
+}
+
+#[test]
+fn an_all_mail_pass_killed_midway_resumes_without_loss_or_duplicates() {
+    let src = gmail_source();
+    src.generate(
+        USER,
+        &[
+            "--profile",
+            "flat",
+            "--folder",
+            "Archived/bulk",
+            "--messages",
+            "600",
+            "--seed",
+            "14",
+        ],
+    );
+    let dst = Dovecot::destination();
+    dst.imap(USER, &["CREATE Archive"]);
+    let s = src.digest(USER);
+    let want = archived(&s, REAL);
+    assert_eq!(want.len(), 602);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+    let out = tmp.path().join("run1.jsonl");
+    let mut child = support::migrate_cmd(&src, &dst, USER, &state, &["--json", "--jobs", "1"])
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn btsx");
+    // kill -9 once the All Mail pass has settled its first batch.
+    let t = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let events = support::parse_lines(&text, false);
+        if events
+            .iter()
+            .any(|e| e["type"] == "progress" && e["folder"] == ALL)
+        {
+            break;
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(120),
+            "no All Mail progress: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    support::signal(&child, "KILL");
+    let _ = child.wait();
+    let partial = folder(&dst.digest(USER), "Archive").len();
+    assert!(partial < want.len(), "killed before the pass ended");
+
+    let (out, events) = migrate(&src, &dst, &state, &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = dst.digest(USER);
+    assert_eq!(
+        folder(&d, "Archive"),
+        want,
+        "each archived message exactly once"
+    );
+    for name in REAL {
+        assert_eq!(folder(&d, name), folder(&s, name), "{name}");
+    }
+    let sum = summary(&events);
+    assert_eq!(
+        sum["messages_copied"].as_u64(),
+        Some((want.len() - partial) as u64),
+        "{sum}"
+    );
+    let (_, events) = migrate(&src, &dst, &state, &["--json"]);
+    assert_eq!(summary(&events)["messages_copied"], 0);
 }
