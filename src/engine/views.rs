@@ -45,6 +45,71 @@ pub(crate) fn is_all(m: &Mapping) -> bool {
     is(&m.special_use, "\\All")
 }
 
+/// The pure part of [`Engine::apply_views`], given the destination's folders.
+fn plan_views(
+    mode: AllMail,
+    folders: &mut Vec<Mapping>,
+    dst_listed: &[crate::imap::ListedFolder],
+    warnings: &mut Warnings,
+) -> Views {
+    let mut out = Views {
+        destination_views: dst_listed
+            .iter()
+            .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
+            .map(|f| crate::utf7::decode_lossy(&f.name))
+            .collect(),
+        ..Views::default()
+    };
+    let dst_view_wires: Vec<&str> = dst_listed
+        .iter()
+        .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
+        .map(|f| f.name.as_str())
+        .collect();
+    let archive = dst_listed
+        .iter()
+        .find(|f| f.selectable && is(&f.special_use, "\\Archive"));
+    let mut kept = Vec::with_capacity(folders.len());
+    for mut m in folders.drain(..) {
+        let view = mode != AllMail::Copy
+            && (is_view(&m.special_use) || (mode == AllMail::Skip && is_all(&m)));
+        if view {
+            out.views.push(m.source.clone());
+            continue;
+        }
+        if mode == AllMail::ArchivedOnly && is_all(&m) && out.all_mail.is_none() {
+            if let Some(a) = archive {
+                m.dest_wire = a.name.clone();
+                m.dest = crate::utf7::decode_lossy(&a.name);
+                m.exists = true;
+            } else if dst_view_wires.contains(&m.dest_wire.as_str()) {
+                // A Gmail-shaped destination: archived mail must not vanish into its
+                // All Mail view, so it gets a folder of its own.
+                m.dest = ARCHIVE_FALLBACK.to_string();
+                m.dest_wire = ARCHIVE_FALLBACK.to_string();
+                m.exists = dst_listed.iter().any(|f| f.name == ARCHIVE_FALLBACK);
+            }
+            out.all_mail = Some(m);
+            continue;
+        }
+        if dst_view_wires.contains(&m.dest_wire.as_str()) {
+            warnings.push((
+                m.source.clone(),
+                format!(
+                    "folder '{}' is not copied: its destination '{}' is a view of other folders there (its messages' flags still travel with them)",
+                    m.source, m.dest
+                ),
+            ));
+            out.refused.push(m.source.clone());
+            continue;
+        }
+        kept.push(m);
+    }
+    // Last: its archived messages are what no other folder copies.
+    kept.extend(out.all_mail.clone());
+    *folders = kept;
+    out
+}
+
 /// (messages, bytes, highest UID looked at).
 type Counted = (u64, u64, u32);
 
@@ -92,64 +157,13 @@ impl Engine {
         folders: &mut Vec<Mapping>,
         warnings: &mut Warnings,
     ) -> SResult<Views> {
-        let mode = self.opts.all_mail;
         let dst_listed = dst.list().on(Side::Destination)?;
-        let mut out = Views {
-            destination_views: dst_listed
-                .iter()
-                .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
-                .map(|f| crate::utf7::decode_lossy(&f.name))
-                .collect(),
-            ..Views::default()
-        };
-        let dst_view_wires: Vec<&str> = dst_listed
-            .iter()
-            .filter(|f| is(&f.special_use, "\\All") || is_view(&f.special_use))
-            .map(|f| f.name.as_str())
-            .collect();
-        let archive = dst_listed
-            .iter()
-            .find(|f| f.selectable && is(&f.special_use, "\\Archive"));
-        let mut kept = Vec::with_capacity(folders.len());
-        for mut m in folders.drain(..) {
-            let view = mode != AllMail::Copy
-                && (is_view(&m.special_use) || (mode == AllMail::Skip && is_all(&m)));
-            if view {
-                out.views.push(m.source.clone());
-                continue;
-            }
-            if mode == AllMail::ArchivedOnly && is_all(&m) && out.all_mail.is_none() {
-                if let Some(a) = archive {
-                    m.dest_wire = a.name.clone();
-                    m.dest = crate::utf7::decode_lossy(&a.name);
-                    m.exists = true;
-                } else if dst_view_wires.contains(&m.dest_wire.as_str()) {
-                    // A Gmail-shaped destination: archived mail must not vanish into its
-                    // All Mail view, so it gets a folder of its own.
-                    m.dest = ARCHIVE_FALLBACK.to_string();
-                    m.dest_wire = ARCHIVE_FALLBACK.to_string();
-                    m.exists = dst_listed.iter().any(|f| f.name == ARCHIVE_FALLBACK);
-                }
-                out.all_mail = Some(m);
-                continue;
-            }
-            if dst_view_wires.contains(&m.dest_wire.as_str()) {
-                warnings.push((
-                    m.source.clone(),
-                    format!(
-                        "folder '{}' is not copied: its destination '{}' is a view of other folders there (its messages' flags still travel with them)",
-                        m.source, m.dest
-                    ),
-                ));
-                out.refused.push(m.source.clone());
-                continue;
-            }
-            kept.push(m);
-        }
-        // Last: its archived messages are what no other folder copies.
-        kept.extend(out.all_mail.clone());
-        *folders = kept;
-        Ok(out)
+        Ok(plan_views(
+            self.opts.all_mail,
+            folders,
+            &dst_listed,
+            warnings,
+        ))
     }
 
     /// The All Mail pass: of `uids` (listed in the `\All` folder `all_wire`), those in no
@@ -268,5 +282,118 @@ impl Engine {
             start = end.saturating_add(1);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::ListedFolder;
+
+    fn map(source: &str, dest: &str, su: Option<&str>) -> Mapping {
+        Mapping {
+            source_wire: source.into(),
+            source: source.into(),
+            dest_wire: dest.into(),
+            dest: dest.into(),
+            special_use: su.map(str::to_string),
+            exists: false,
+        }
+    }
+
+    fn gmail() -> Vec<Mapping> {
+        vec![
+            map("INBOX", "INBOX", None),
+            map("[Gmail]/All Mail", "[Gmail].All Mail", Some("\\All")),
+            map("[Gmail]/Starred", "[Gmail].Starred", Some("\\Flagged")),
+            map(
+                "[Gmail]/Important",
+                "[Gmail].Important",
+                Some("\\Important"),
+            ),
+            map("Work", "Work", None),
+        ]
+    }
+
+    fn listed(name: &str, su: Option<&str>) -> ListedFolder {
+        ListedFolder {
+            name: name.into(),
+            delimiter: Some('/'),
+            selectable: true,
+            special_use: su.map(str::to_string),
+        }
+    }
+
+    fn sources(v: &[Mapping]) -> Vec<&str> {
+        v.iter().map(|m| m.source.as_str()).collect()
+    }
+
+    #[test]
+    fn archived_only_drops_views_and_puts_all_mail_last_into_archive() {
+        let mut f = gmail();
+        let mut w = Vec::new();
+        let dst = [listed("INBOX", None), listed("Archives", Some("\\Archive"))];
+        let v = plan_views(AllMail::ArchivedOnly, &mut f, &dst, &mut w);
+        assert_eq!(sources(&f), ["INBOX", "Work", "[Gmail]/All Mail"]);
+        assert_eq!(v.views, ["[Gmail]/Starred", "[Gmail]/Important"]);
+        let all = v.all_mail.expect("all mail");
+        assert_eq!((all.dest.as_str(), all.exists), ("Archives", true));
+        assert_eq!(f.last(), Some(&all));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn without_archive_all_mail_keeps_its_planned_name() {
+        let mut f = gmail();
+        let v = plan_views(AllMail::ArchivedOnly, &mut f, &[], &mut Vec::new());
+        assert_eq!(
+            v.all_mail.map(|m| m.dest),
+            Some("[Gmail].All Mail".to_string())
+        );
+    }
+
+    #[test]
+    fn copy_keeps_everything_and_skip_drops_all_mail_too() {
+        let mut f = gmail();
+        let v = plan_views(AllMail::Copy, &mut f, &[], &mut Vec::new());
+        assert_eq!(f.len(), 5);
+        assert!(v.is_empty());
+        let mut f = gmail();
+        let v = plan_views(AllMail::Skip, &mut f, &[], &mut Vec::new());
+        assert_eq!(sources(&f), ["INBOX", "Work"]);
+        assert_eq!(v.views.len(), 3);
+        assert!(v.all_mail.is_none());
+    }
+
+    #[test]
+    fn a_destination_view_is_never_a_target() {
+        // Gmail to Gmail: the planned names are the destination's views.
+        let mut f: Vec<Mapping> = gmail()
+            .into_iter()
+            .map(|mut m| {
+                m.dest_wire = m.source_wire.clone();
+                m.dest = m.source.clone();
+                m
+            })
+            .collect();
+        let dst = [
+            listed("INBOX", None),
+            listed("[Gmail]/All Mail", Some("\\All")),
+            listed("[Gmail]/Starred", Some("\\Flagged")),
+            listed("[Gmail]/Important", Some("\\Important")),
+        ];
+        let mut w = Vec::new();
+        let v = plan_views(AllMail::Copy, &mut f.clone(), &dst, &mut w);
+        assert_eq!(
+            v.refused,
+            ["[Gmail]/All Mail", "[Gmail]/Starred", "[Gmail]/Important"]
+        );
+        assert_eq!(w.len(), 3);
+        assert_eq!(v.destination_views.len(), 3);
+        let v = plan_views(AllMail::ArchivedOnly, &mut f, &dst, &mut Vec::new());
+        let all = v.all_mail.expect("all mail");
+        assert_eq!((all.dest.as_str(), all.exists), (ARCHIVE_FALLBACK, false));
+        assert!(v.refused.is_empty());
+        assert!(f.iter().all(|m| !m.dest.starts_with("[Gmail]")));
     }
 }
