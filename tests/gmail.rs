@@ -387,7 +387,7 @@ fn a_view_on_the_destination_is_never_a_target() {
 mod fake;
 
 #[test]
-fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid() {
+fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid_and_important_travels() {
     use fake::{Fake, FakeFolder, Rule, Script};
     let m1: &[u8] = b"From: a@example.com\r\nSubject: one\r\nMessage-ID: <1@x>\r\n\r\nbody one\r\n";
     let m2: &[u8] = b"From: b@example.com\r\nSubject: two\r\nMessage-ID: <2@x>\r\n\r\nbody two\r\n";
@@ -413,6 +413,11 @@ fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid() {
             Rule::always(
                 r"^FETCH 1:2 \(UID X-GM-MSGID\)",
                 "* 1 FETCH (UID 1 X-GM-MSGID 1001)\r\n* 2 FETCH (UID 2 X-GM-MSGID 1002)\r\n{tag} OK Success\r\n",
+            ),
+            // "Important" is a label on Gmail; a user label may be called "\Important" too.
+            Rule::always(
+                r"^UID FETCH 1:2 \(UID X-GM-LABELS\)",
+                "* 1 FETCH (UID 1 X-GM-LABELS (\\Inbox \"\\\\Important\"))\r\n* 2 FETCH (UID 2 X-GM-LABELS (\\Inbox \\Important))\r\n{tag} OK Success\r\n",
             ),
             Rule::always(
                 r"^UID FETCH 1:3 \(UID X-GM-MSGID\)",
@@ -471,7 +476,18 @@ fn with_x_gm_ext_1_membership_is_decided_by_x_gm_msgid() {
         .expect("All Mail on the destination");
     assert_eq!(all.messages.len(), 1);
     assert_eq!(all.messages[0].body, m3);
-    assert_eq!(dst.folder(b"INBOX").expect("INBOX").messages.len(), 2);
+    let inbox = dst.folder(b"INBOX").expect("INBOX");
+    assert_eq!(inbox.messages.len(), 2);
+    for m in &inbox.messages {
+        // Gmail's \Important label travels as the $Important keyword.
+        assert_eq!(
+            m.flags.contains("$Important"),
+            m.body == m2,
+            "{:?}: {}",
+            String::from_utf8_lossy(&m.body),
+            m.flags
+        );
+    }
     assert!(dst.folder(b"[Gmail]/Starred").is_none());
 }
 

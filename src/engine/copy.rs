@@ -74,6 +74,10 @@ impl Engine {
                 .fetch_meta_set(&uid_set(window.iter().copied()))
                 .on(Side::Source)?;
             metas.retain(|x| self.opts.dates.takes(x.internal_date));
+            if src.caps.gmail {
+                self.mark_important(src, task, &mut metas)
+                    .on(Side::Source)?;
+            }
             let present = if idx.is_empty() {
                 HashMap::new()
             } else {

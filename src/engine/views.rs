@@ -110,6 +110,9 @@ fn plan_views(
     out
 }
 
+/// The keyword (RFC 8457) that says a message is important.
+const IMPORTANT: &str = "$Important";
+
 /// (messages, bytes, highest UID looked at).
 type Counted = (u64, u64, u32);
 
@@ -262,6 +265,41 @@ impl Engine {
             );
         }
         Ok(Some(out))
+    }
+
+    /// Gmail shows "important" as a label (X-GM-LABELS), not a keyword: give those messages
+    /// the `$Important` keyword, so the meaning of the Important view travels with them.
+    pub(super) fn mark_important(
+        &self,
+        src: &mut Session,
+        task: &Task,
+        metas: &mut [MessageMeta],
+    ) -> Result<(), ImapError> {
+        if metas.is_empty() {
+            return Ok(());
+        }
+        let important = match src.gmail_important(&uid_set(metas.iter().map(|m| m.uid))) {
+            Ok(v) => v.into_iter().collect::<HashSet<u32>>(),
+            Err(e) if matches!(e.kind, Kind::No | Kind::Bad) => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "folder '{}': the source did not tell its messages' X-GM-LABELS ({}); \"important\" is not carried over as $Important",
+                        task.map.source, e.message
+                    ),
+                    folder: Some(task.map.source.clone()),
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for m in metas.iter_mut() {
+            if important.contains(&m.uid)
+                && !m.flags.iter().any(|f| f.eq_ignore_ascii_case(IMPORTANT))
+            {
+                m.flags.push(IMPORTANT.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Add every message of the selected folder to `members`, in sequence chunks so only

@@ -896,6 +896,44 @@ impl Session {
         let lines = self.raw(&format!("{cmd} {set} (UID X-GM-MSGID)"))?;
         Ok(lines.iter().filter_map(|l| parse_gmail_id(l)).collect())
     }
+
+    /// Gmail (`X-GM-EXT-1`): the UIDs in `uids` whose X-GM-LABELS hold `\Important` (Gmail
+    /// shows "important" as a label, not as a keyword).
+    pub fn gmail_important(&mut self, uids: &str) -> Result<Vec<u32>, ImapError> {
+        let lines = self.raw(&format!("UID FETCH {uids} (UID X-GM-LABELS)"))?;
+        Ok(lines
+            .iter()
+            .filter(|l| has_important_label(l))
+            .filter_map(|l| find_uid(l))
+            .collect())
+    }
+}
+
+/// `* 1 FETCH (UID 5 X-GM-LABELS (\Inbox \Important "a label"))`: a `\Important` atom in the
+/// label list (a user label's name is quoted or a literal, so it cannot be one).
+fn has_important_label(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_uppercase();
+    let Some(at) = text.find("X-GM-LABELS (") else {
+        return false;
+    };
+    let mut quoted = false;
+    let mut escaped = false;
+    let list = &text[at + "X-GM-LABELS (".len()..];
+    for (i, c) in list.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ')' if !quoted => return false,
+            '\\' if list[i..].starts_with("\\IMPORTANT")
+                && !list[i + 10..].starts_with(|c: char| c.is_ascii_alphanumeric()) =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// `* 3 FETCH (UID 7 X-GM-MSGID 1278455344230334865)` → (7, 1278455344230334865).
