@@ -118,6 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--shards', '--shards', [CompletionResultType]::ParameterName, 'Number of shards, with --shard-from-env')
             [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Reconnect attempts per folder')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Skip messages larger than this')
+            [CompletionResult]::new('--all-mail', '--all-mail', [CompletionResultType]::ParameterName, 'A source''s All Mail (special use \All, as on Gmail), as for migrate')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) on both sides, besides the system roots')
             [CompletionResult]::new('--src-ca-file', '--src-ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) for the source')
             [CompletionResult]::new('--dst-ca-file', '--dst-ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) for the destination')
@@ -129,8 +130,8 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout; every account''s events carry "job"')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors and the summary')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors and the summary')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'btsx;status' {

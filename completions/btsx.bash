@@ -79,7 +79,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__batch)
-            opts="-j -q -h --accounts --jobs --state-dir --shard --shard-from-env --shards --strict --retries --max-size --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --json --quiet --color --help"
+            opts="-j -q -h --accounts --jobs --state-dir --shard --shard-from-env --shards --strict --retries --max-size --all-mail --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +119,10 @@ _btsx() {
                     ;;
                 --max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --all-mail)
+                    COMPREPLY=($(compgen -W "archived-only copy skip" -- "${cur}"))
                     return 0
                     ;;
                 --ca-file)

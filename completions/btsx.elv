@@ -112,6 +112,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --shards 'Number of shards, with --shard-from-env'
             cand --retries 'Reconnect attempts per folder'
             cand --max-size 'Skip messages larger than this'
+            cand --all-mail 'A source''s All Mail (special use \All, as on Gmail), as for migrate'
             cand --ca-file 'Trust this CA certificate (PEM) on both sides, besides the system roots'
             cand --src-ca-file 'Trust this CA certificate (PEM) for the source'
             cand --dst-ca-file 'Trust this CA certificate (PEM) for the destination'
@@ -123,8 +124,8 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --json 'JSON lines on stdout; every account''s events carry "job"'
             cand -q 'Only errors and the summary'
             cand --quiet 'Only errors and the summary'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'btsx;status'= {
             cand --json 'JSON on stdout'

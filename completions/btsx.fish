@@ -111,6 +111,9 @@ complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shard-from-env -d 'R
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shards -d 'Number of shards, with --shard-from-env' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l retries -d 'Reconnect attempts per folder' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l max-size -d 'Skip messages larger than this' -r
+complete -c btsx -n "__fish_btsx_using_subcommand batch" -l all-mail -d 'A source\'s All Mail (special use \\All, as on Gmail), as for migrate' -r -f -a "archived-only\t'Copy only the messages that are in no other copied folder (archived ones); views (`\\Flagged`, `\\Important`) are not copied as folders'
+copy\t'Copy `\\All` and the views as ordinary folders'
+skip\t'Copy neither `\\All` nor the views'"
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l ca-file -d 'Trust this CA certificate (PEM) on both sides, besides the system roots' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l src-ca-file -d 'Trust this CA certificate (PEM) for the source' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l dst-ca-file -d 'Trust this CA certificate (PEM) for the destination' -r -F
@@ -123,7 +126,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand batch" -l insecure -d 'Do not 
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l plaintext -d 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l json -d 'JSON lines on stdout; every account\'s events carry "job"'
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -s q -l quiet -d 'Only errors and the summary'
-complete -c btsx -n "__fish_btsx_using_subcommand batch" -s h -l help -d 'Print help'
+complete -c btsx -n "__fish_btsx_using_subcommand batch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c btsx -n "__fish_btsx_using_subcommand status" -l json -d 'JSON on stdout'
 complete -c btsx -n "__fish_btsx_using_subcommand status" -s h -l help -d 'Print help'
 complete -c btsx -n "__fish_btsx_using_subcommand completions" -s h -l help -d 'Print help'

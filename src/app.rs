@@ -777,6 +777,7 @@ fn batch(args: BatchArgs) -> i32 {
             retries: args.retries,
             max_size: args.max_size.map(|b| b.as_u64()),
             timeouts: args.tls.timeouts(),
+            all_mail: args.all_mail,
             ..Options::default()
         },
         src_tls,

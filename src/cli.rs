@@ -316,6 +316,9 @@ pub struct BatchArgs {
     /// Skip messages larger than this.
     #[arg(long, value_name = "SIZE", value_parser = parse::size)]
     pub max_size: Option<bytesize::ByteSize>,
+    /// A source's All Mail (special use \All, as on Gmail), as for migrate.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = AllMail::ArchivedOnly)]
+    pub all_mail: AllMail,
     #[command(flatten)]
     pub tls: TlsArgs,
     /// JSON lines on stdout; every account's events carry "job".
