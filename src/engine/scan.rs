@@ -55,11 +55,7 @@ impl Engine {
     pub(super) fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
         let (mut folders, mut warnings) = self.plan_folders(main)?;
         let views = self.apply_views(&mut main.dst, &mut folders, &mut warnings)?;
-        let real: Vec<String> = folders
-            .iter()
-            .filter(|m| !views::is_all(m))
-            .map(|m| m.source_wire.clone())
-            .collect();
+        let real = views.real_folders(&folders);
         let mut archived = None;
         let mut tasks = Vec::new();
         for m in folders {
@@ -111,8 +107,9 @@ impl Engine {
                     });
                 }
             }
-            let mut only_uids = None;
-            let all_mail = views.all_mail.as_ref() == Some(&m);
+            // The All Mail pass: membership over the real folders decides what it copies.
+            let all_mail = (views.all_mail.as_ref() == Some(&m)).then_some(real.as_slice());
+            let mut only_uids = all_mail.map(|_| Vec::new());
             let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
                 (0, 0, 0)
             } else {
@@ -127,19 +124,14 @@ impl Engine {
                 if !nothing_new {
                     uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
                 }
-                if all_mail {
-                    let (counted, only) = self
-                        .count_archived(&mut main.src, &m.source_wire, &real, &uids, &retry_uids)
-                        .on(Side::Source)?;
-                    only_uids = Some(only);
-                    counted
-                } else {
-                    self.count(&mut main.src, &uids).on(Side::Source)?
-                }
+                let (counted, only) = self
+                    .count_folder(&mut main.src, &m, all_mail, &uids, &retry_uids)
+                    .on(Side::Source)?;
+                only_uids = only.or(only_uids);
+                counted
             };
-            if all_mail {
+            if all_mail.is_some() {
                 archived = Some((messages, bytes));
-                only_uids.get_or_insert_with(Vec::new);
             }
             self.emit(Event::FolderFound {
                 folder: m.source.clone(),

@@ -133,6 +133,15 @@ pub(crate) struct Views {
 }
 
 impl Views {
+    /// The source folders whose messages All Mail's are compared with.
+    pub(crate) fn real_folders(&self, planned: &[Mapping]) -> Vec<String> {
+        planned
+            .iter()
+            .filter(|m| self.all_mail.as_ref() != Some(m))
+            .map(|m| m.source_wire.clone())
+            .collect()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.views.is_empty() && self.all_mail.is_none() && self.refused.is_empty()
     }
@@ -169,12 +178,33 @@ impl Engine {
         ))
     }
 
+    /// What a folder's scan counts among `uids`: everything the date filter takes, or for
+    /// the All Mail pass (`real`: the other folders) only the archived messages, whose UIDs
+    /// come back too.
+    pub(crate) fn count_folder(
+        &self,
+        src: &mut Session,
+        m: &Mapping,
+        real: Option<&[String]>,
+        uids: &[u32],
+        retry: &[u32],
+    ) -> Result<(Counted, Option<Vec<u32>>), ImapError> {
+        match real {
+            Some(real) => {
+                let (counted, only) =
+                    self.count_archived(src, &m.source_wire, real, uids, retry)?;
+                Ok((counted, Some(only)))
+            }
+            None => Ok((self.count(src, uids)?, None)),
+        }
+    }
+
     /// The All Mail pass: of `uids` (listed in the `\All` folder `all_wire`), those in no
     /// folder of `real`; `retry` (failed last time) are archived ones already. Content
     /// identity (header hash + size) as a multiset, so a message with two labels is two
     /// members and two messages with equal content are told apart by their counts.
     /// Returns (messages, bytes, highest UID looked at) and the archived UIDs, sorted.
-    pub(crate) fn count_archived(
+    fn count_archived(
         &self,
         src: &mut Session,
         all_wire: &str,
