@@ -45,11 +45,19 @@ pub(crate) fn is_all(m: &Mapping) -> bool {
     is(&m.special_use, "\\All")
 }
 
+/// What the plan needs to know of a destination folder.
+struct DestFolder {
+    /// The wire name.
+    name: String,
+    selectable: bool,
+    special_use: Option<String>,
+}
+
 /// The pure part of [`Engine::apply_views`], given the destination's folders.
 fn plan_views(
     mode: AllMail,
     folders: &mut Vec<Mapping>,
-    dst_listed: &[crate::imap::ListedFolder],
+    dst_listed: &[DestFolder],
     warnings: &mut Warnings,
 ) -> Views {
     let mut out = Views {
@@ -169,7 +177,16 @@ impl Engine {
         folders: &mut Vec<Mapping>,
         warnings: &mut Warnings,
     ) -> SResult<Views> {
-        let dst_listed = dst.list().on(Side::Destination)?;
+        let dst_listed: Vec<DestFolder> = dst
+            .list()
+            .on(Side::Destination)?
+            .into_iter()
+            .map(|f| DestFolder {
+                name: f.name,
+                selectable: f.selectable,
+                special_use: f.special_use,
+            })
+            .collect();
         Ok(plan_views(
             self.opts.all_mail,
             folders,
@@ -356,7 +373,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::ListedFolder;
 
     fn map(source: &str, dest: &str, su: Option<&str>) -> Mapping {
         Mapping {
@@ -383,10 +399,9 @@ mod tests {
         ]
     }
 
-    fn listed(name: &str, su: Option<&str>) -> ListedFolder {
-        ListedFolder {
+    fn listed(name: &str, su: Option<&str>) -> DestFolder {
+        DestFolder {
             name: name.into(),
-            delimiter: Some('/'),
             selectable: true,
             special_use: su.map(str::to_string),
         }
