@@ -56,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)')
             [CompletionResult]::new('--before', '--before', [CompletionResultType]::ParameterName, 'Only messages that arrived before DATE')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped')
+            [CompletionResult]::new('--all-mail', '--all-mail', [CompletionResultType]::ParameterName, 'The source''s All Mail (special use \All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them')
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json)')
             [CompletionResult]::new('--resume', '--resume', [CompletionResultType]::ParameterName, 'Continue the job saved in FILE; endpoints and options come from the file')
             [CompletionResult]::new('--max-messages-per-second', '--max-messages-per-second', [CompletionResultType]::ParameterName, 'Send at most N messages per second (providers that limit IMAP)')
@@ -73,8 +74,8 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors and the summary on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors and the summary on stderr')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'btsx;verify' {
@@ -96,14 +97,15 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)')
             [CompletionResult]::new('--before', '--before', [CompletionResultType]::ParameterName, 'Only messages that arrived before DATE')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped')
+            [CompletionResult]::new('--all-mail', '--all-mail', [CompletionResultType]::ParameterName, 'The source''s All Mail (special use \All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Color in the human display')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify TLS certificates (dangerous; emits a warning)')
             [CompletionResult]::new('--plaintext', '--plaintext', [CompletionResultType]::ParameterName, 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only the result')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only the result')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'btsx;batch' {
@@ -116,6 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--shards', '--shards', [CompletionResultType]::ParameterName, 'Number of shards, with --shard-from-env')
             [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Reconnect attempts per folder')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Skip messages larger than this')
+            [CompletionResult]::new('--all-mail', '--all-mail', [CompletionResultType]::ParameterName, 'A source''s All Mail (special use \All, as on Gmail), as for migrate')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) on both sides, besides the system roots')
             [CompletionResult]::new('--src-ca-file', '--src-ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) for the source')
             [CompletionResult]::new('--dst-ca-file', '--dst-ca-file', [CompletionResultType]::ParameterName, 'Trust this CA certificate (PEM) for the destination')
@@ -127,8 +130,8 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout; every account''s events carry "job"')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only errors and the summary')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only errors and the summary')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'btsx;status' {

@@ -79,7 +79,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__batch)
-            opts="-j -q -h --accounts --jobs --state-dir --shard --shard-from-env --shards --strict --retries --max-size --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --json --quiet --color --help"
+            opts="-j -q -h --accounts --jobs --state-dir --shard --shard-from-env --shards --strict --retries --max-size --all-mail --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +119,10 @@ _btsx() {
                     ;;
                 --max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --all-mail)
+                    COMPREPLY=($(compgen -W "archived-only copy skip" -- "${cur}"))
                     return 0
                     ;;
                 --ca-file)
@@ -289,7 +293,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__migrate)
-            opts="-j -v -q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --jobs --retries --include --exclude --folder-map --since --before --max-size --state --resume --dry-run --folders-only --delete-source --yes --max-messages-per-second --max-bytes-per-second --events-file --verbose --json --quiet --color --help"
+            opts="-j -v -q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --jobs --retries --include --exclude --folder-map --since --before --max-size --all-mail --state --resume --dry-run --folders-only --delete-source --yes --max-messages-per-second --max-bytes-per-second --events-file --verbose --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -379,6 +383,10 @@ _btsx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --all-mail)
+                    COMPREPLY=($(compgen -W "archived-only copy skip" -- "${cur}"))
+                    return 0
+                    ;;
                 --state)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -425,7 +433,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__verify)
-            opts="-q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --include --exclude --folder-map --since --before --max-size --json --quiet --color --help"
+            opts="-q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --include --exclude --folder-map --since --before --max-size --all-mail --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +509,10 @@ _btsx() {
                     ;;
                 --max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --all-mail)
+                    COMPREPLY=($(compgen -W "archived-only copy skip" -- "${cur}"))
                     return 0
                     ;;
                 --color)

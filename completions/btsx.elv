@@ -52,6 +52,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --since 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)'
             cand --before 'Only messages that arrived before DATE'
             cand --max-size 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped'
+            cand --all-mail 'The source''s All Mail (special use \All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them'
             cand --state 'Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json)'
             cand --resume 'Continue the job saved in FILE; endpoints and options come from the file'
             cand --max-messages-per-second 'Send at most N messages per second (providers that limit IMAP)'
@@ -69,8 +70,8 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --json 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')'
             cand -q 'Only errors and the summary on stderr'
             cand --quiet 'Only errors and the summary on stderr'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'btsx;verify'= {
             cand --src-password-file 'Read the source password from this file (first line)'
@@ -91,14 +92,15 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --since 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)'
             cand --before 'Only messages that arrived before DATE'
             cand --max-size 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped'
+            cand --all-mail 'The source''s All Mail (special use \All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them'
             cand --color 'Color in the human display'
             cand --insecure 'Do not verify TLS certificates (dangerous; emits a warning)'
             cand --plaintext 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
             cand --json 'JSON lines on stdout'
             cand -q 'Only the result'
             cand --quiet 'Only the result'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'btsx;batch'= {
             cand --accounts 'Migrations run at once'
@@ -110,6 +112,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --shards 'Number of shards, with --shard-from-env'
             cand --retries 'Reconnect attempts per folder'
             cand --max-size 'Skip messages larger than this'
+            cand --all-mail 'A source''s All Mail (special use \All, as on Gmail), as for migrate'
             cand --ca-file 'Trust this CA certificate (PEM) on both sides, besides the system roots'
             cand --src-ca-file 'Trust this CA certificate (PEM) for the source'
             cand --dst-ca-file 'Trust this CA certificate (PEM) for the destination'
@@ -121,8 +124,8 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --json 'JSON lines on stdout; every account''s events carry "job"'
             cand -q 'Only errors and the summary'
             cand --quiet 'Only errors and the summary'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'btsx;status'= {
             cand --json 'JSON on stdout'

@@ -53,6 +53,9 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folder-map -d 'Ren
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l since -d 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l before -d 'Only messages that arrived before DATE' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l max-size -d 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped' -r
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l all-mail -d 'The source\'s All Mail (special use \\All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them' -r -f -a "archived-only\t'Copy only the messages that are in no other copied folder (archived ones); views (`\\Flagged`, `\\Important`) are not copied as folders'
+copy\t'Copy `\\All` and the views as ordinary folders'
+skip\t'Copy neither `\\All` nor the views'"
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l state -d 'Where the resume file goes (default: $XDG_STATE_HOME/btsx/<job>.json)' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l resume -d 'Continue the job saved in FILE; endpoints and options come from the file' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l max-messages-per-second -d 'Send at most N messages per second (providers that limit IMAP)' -r
@@ -70,7 +73,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l yes -d 'Do not ask
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s v -l verbose -d 'More detail: protocol-level steps (never secrets)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l json -d 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in \'btsx man migrate\')'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s q -l quiet -d 'Only errors and the summary on stderr'
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s h -l help -d 'Print help'
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l src-password-file -d 'Read the source password from this file (first line)' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l src-password-command -d 'Run this command (sh -c) and use its output as the source password' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l dst-password-file -d 'Read the destination password from this file (first line)' -r -F
@@ -89,6 +92,9 @@ complete -c btsx -n "__fish_btsx_using_subcommand verify" -l folder-map -d 'Rena
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l since -d 'Only messages that arrived on or after DATE (2024-01-31, RFC 3339, or an age like 30days)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l before -d 'Only messages that arrived before DATE' -r
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l max-size -d 'Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped' -r
+complete -c btsx -n "__fish_btsx_using_subcommand verify" -l all-mail -d 'The source\'s All Mail (special use \\All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them' -r -f -a "archived-only\t'Copy only the messages that are in no other copied folder (archived ones); views (`\\Flagged`, `\\Important`) are not copied as folders'
+copy\t'Copy `\\All` and the views as ordinary folders'
+skip\t'Copy neither `\\All` nor the views'"
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l color -d 'Color in the human display' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -96,7 +102,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand verify" -l insecure -d 'Do not
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l plaintext -d 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l json -d 'JSON lines on stdout'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -s q -l quiet -d 'Only the result'
-complete -c btsx -n "__fish_btsx_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c btsx -n "__fish_btsx_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l accounts -d 'Migrations run at once' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -s j -l jobs -d 'Connection pairs per migration' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l state-dir -d 'One state file per account goes here (default: $XDG_STATE_HOME/btsx/batch)' -r -F
@@ -105,6 +111,9 @@ complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shard-from-env -d 'R
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shards -d 'Number of shards, with --shard-from-env' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l retries -d 'Reconnect attempts per folder' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l max-size -d 'Skip messages larger than this' -r
+complete -c btsx -n "__fish_btsx_using_subcommand batch" -l all-mail -d 'A source\'s All Mail (special use \\All, as on Gmail), as for migrate' -r -f -a "archived-only\t'Copy only the messages that are in no other copied folder (archived ones); views (`\\Flagged`, `\\Important`) are not copied as folders'
+copy\t'Copy `\\All` and the views as ordinary folders'
+skip\t'Copy neither `\\All` nor the views'"
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l ca-file -d 'Trust this CA certificate (PEM) on both sides, besides the system roots' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l src-ca-file -d 'Trust this CA certificate (PEM) for the source' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l dst-ca-file -d 'Trust this CA certificate (PEM) for the destination' -r -F
@@ -117,7 +126,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand batch" -l insecure -d 'Do not 
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l plaintext -d 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l json -d 'JSON lines on stdout; every account\'s events carry "job"'
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -s q -l quiet -d 'Only errors and the summary'
-complete -c btsx -n "__fish_btsx_using_subcommand batch" -s h -l help -d 'Print help'
+complete -c btsx -n "__fish_btsx_using_subcommand batch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c btsx -n "__fish_btsx_using_subcommand status" -l json -d 'JSON on stdout'
 complete -c btsx -n "__fish_btsx_using_subcommand status" -s h -l help -d 'Print help'
 complete -c btsx -n "__fish_btsx_using_subcommand completions" -s h -l help -d 'Print help'

@@ -338,6 +338,7 @@ fn migrate(args: MigrateArgs) -> i32 {
                 exclude: args.filters.exclude.clone(),
                 since: args.filters.since.clone(),
                 before: args.filters.before.clone(),
+                all_mail: args.filters.all_mail,
             };
             let path = args
                 .state
@@ -360,6 +361,7 @@ fn migrate(args: MigrateArgs) -> i32 {
         since: job.since.clone(),
         before: job.before.clone(),
         max_size: job.max_size.map(bytesize::ByteSize),
+        all_mail: job.all_mail,
     }) {
         Ok(f) => f,
         Err(e) => return early.fail(e, exit::USAGE),
@@ -446,6 +448,7 @@ fn migrate(args: MigrateArgs) -> i32 {
         .map(Arc::new),
         delete_source: args.delete_source,
         verbose: args.verbose,
+        all_mail: job.all_mail,
         ..Options::default()
     };
     let engine = Engine::new(
@@ -613,6 +616,7 @@ fn verify(args: VerifyArgs) -> i32 {
         max_size: args.filters.max_size.map(|b| b.as_u64()),
         folders: folder_filter,
         dates: date_filter,
+        all_mail: args.filters.all_mail,
         ..Options::default()
     };
     let engine = Engine::new(
@@ -775,6 +779,7 @@ fn batch(args: BatchArgs) -> i32 {
             retries: args.retries,
             max_size: args.max_size.map(|b| b.as_u64()),
             timeouts: args.tls.timeouts(),
+            all_mail: args.all_mail,
             ..Options::default()
         },
         src_tls,

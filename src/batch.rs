@@ -376,6 +376,7 @@ fn run_account(
         exclude: row.exclude.clone(),
         since: None,
         before: None,
+        all_mail: cfg.options.all_mail,
     };
     let state_path = cfg.state_dir.join(job.file_name());
     let failed = |message: String, code: i32| {

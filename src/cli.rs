@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::endpoint::Endpoint;
+use crate::engine::AllMail;
 
 mod parse;
 
@@ -252,6 +253,9 @@ pub struct FilterArgs {
     /// Leave out messages larger than this (e.g. 25MB); migrate reports them as skipped.
     #[arg(long, value_name = "SIZE", value_parser = parse::size)]
     pub max_size: Option<bytesize::ByteSize>,
+    /// The source's All Mail (special use \All, as on Gmail): copy only its archived messages, those in no other folder (views such as Starred and Important are not copied as folders); or copy it and the views as folders; or skip them.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = AllMail::ArchivedOnly)]
+    pub all_mail: AllMail,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +316,9 @@ pub struct BatchArgs {
     /// Skip messages larger than this.
     #[arg(long, value_name = "SIZE", value_parser = parse::size)]
     pub max_size: Option<bytesize::ByteSize>,
+    /// A source's All Mail (special use \All, as on Gmail), as for migrate.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = AllMail::ArchivedOnly)]
+    pub all_mail: AllMail,
     #[command(flatten)]
     pub tls: TlsArgs,
     /// JSON lines on stdout; every account's events carry "job".

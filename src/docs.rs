@@ -137,7 +137,7 @@ fn extra_sections() -> String {
     }
     out.push_str(".SH \"JSON EVENTS\"\n");
     out.push_str(&roff(
-        "With --json, btsx prints one JSON object per line on stdout: start first, then phase, connection, folder_found, folder_created, folder_started, progress, message_skipped, message_failed, folder_finished, warning, error and detail events, and last a summary (verify_summary for btsx verify, batch_summary for btsx batch), also after an error. Every field is described in docs/events.md, shipped with the btsx sources.",
+        "With --json, btsx prints one JSON object per line on stdout: start first, then phase, connection, folder_found, folder_created, folder_started, progress, message_skipped, message_failed, folder_finished, warning, error, detail and views events, and last a summary (verify_summary for btsx verify, batch_summary for btsx batch), also after an error. Every field is described in docs/events.md, shipped with the btsx sources.",
     ));
     out.push_str("\n.SH \"SEE ALSO\"\n");
     out.push_str(&roff(

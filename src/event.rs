@@ -291,6 +291,23 @@ pub enum Event {
     VerifySummary(VerifySummary),
     /// Always last for `btsx batch` (each account also ends with its own `summary`).
     BatchSummary(BatchSummary),
+    /// Folders treated as views of other folders (special use `\All`, `\Flagged`,
+    /// `\Important`, as on Gmail), after scanning; only when there are any.
+    Views {
+        /// Source folders not copied as folders.
+        views: Vec<String>,
+        /// The source's `\All` folder, of which only archived messages are copied.
+        all_mail: Option<String>,
+        /// Where those go.
+        all_mail_destination: Option<String>,
+        /// Archived messages (and their bytes) to copy from it on this run.
+        archived_messages: Option<u64>,
+        archived_bytes: Option<u64>,
+        /// Destination folders that are views: never appended to.
+        destination_views: Vec<String>,
+        /// Source folders left out because they would land in a destination view.
+        not_copied: Vec<String>,
+    },
 }
 
 /// One account's line in a batch summary.
@@ -406,6 +423,7 @@ impl Event {
             Event::VerifyFolder { .. } => "verify_folder",
             Event::VerifySummary(_) => "verify_summary",
             Event::BatchSummary(_) => "batch_summary",
+            Event::Views { .. } => "views",
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
+use crate::engine::AllMail;
 use crate::event::{FailureReport, FolderStatus, RunStatus};
 
 /// Bumped on incompatible changes; a newer file is refused, never overwritten.
@@ -42,6 +43,9 @@ pub struct JobIdentity {
     pub since: Option<String>,
     #[serde(default)]
     pub before: Option<String>,
+    /// Left out of the file at its default, so older jobs keep their identity.
+    #[serde(default, skip_serializing_if = "AllMail::is_default")]
+    pub all_mail: AllMail,
 }
 
 impl JobIdentity {
@@ -440,6 +444,7 @@ mod tests {
             exclude: vec![],
             since: None,
             before: None,
+            all_mail: AllMail::default(),
         }
     }
 

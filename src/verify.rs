@@ -81,7 +81,22 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
-        let (folders, warnings) = self.plan_folders(&mut pair)?;
+        let (mut folders, mut warnings) = self.plan_folders(&mut pair)?;
+        let views = self.apply_views(&mut pair.dst, &mut folders, &mut warnings)?;
+        if let Some(all) = &views.all_mail {
+            // Its archived messages are spread over the destination: not comparable as a folder.
+            folders.retain(|m| m != all);
+            warnings.push((
+                all.source.clone(),
+                format!(
+                    "'{}' is not compared: with --all-mail archived-only the destination holds only its archived messages (--all-mail copy compares it as a folder)",
+                    all.source
+                ),
+            ));
+        }
+        if !views.is_empty() {
+            self.emit(views.event(None));
+        }
         for (folder, message) in warnings {
             self.emit(Event::Warning {
                 message,

@@ -188,6 +188,15 @@ fn one_of_each() -> Vec<Event> {
             per_account: vec![],
             bad_rows: vec![],
         }),
+        Event::Views {
+            views: vec!["[Gmail]/Starred".into()],
+            all_mail: Some("[Gmail]/All Mail".into()),
+            all_mail_destination: Some("Archive".into()),
+            archived_messages: Some(1),
+            archived_bytes: Some(1),
+            destination_views: vec![],
+            not_copied: vec![],
+        },
     ];
     // Adding a variant without listing it here fails to compile.
     for e in &events {
@@ -208,7 +217,8 @@ fn one_of_each() -> Vec<Event> {
             | Event::Detail { .. }
             | Event::VerifyFolder { .. }
             | Event::VerifySummary(_)
-            | Event::BatchSummary(_) => {}
+            | Event::BatchSummary(_)
+            | Event::Views { .. } => {}
         }
     }
     events

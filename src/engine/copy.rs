@@ -35,9 +35,16 @@ impl Engine {
         let mut uids = src.uids_from(prog.next_uid).on(Side::Source)?;
         uids.retain(|u| *u <= task.scan_last_uid);
         let last_uid = uids.last().copied();
+        if let Some(only) = &task.only_uids {
+            // All Mail pass: the rest is in other folders; `last_uid` still settles it.
+            uids.retain(|u| only.binary_search(u).is_ok());
+        }
         windows.extend(uids.chunks(WINDOW).map(<[u32]>::to_vec));
         drop(uids);
         if windows.is_empty() {
+            if let Some(last) = last_uid.filter(|_| !self.cancelled()) {
+                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+            }
             return Ok(());
         }
 
@@ -67,6 +74,10 @@ impl Engine {
                 .fetch_meta_set(&uid_set(window.iter().copied()))
                 .on(Side::Source)?;
             metas.retain(|x| self.opts.dates.takes(x.internal_date));
+            if src.caps.gmail {
+                self.mark_important(src, task, &mut metas)
+                    .on(Side::Source)?;
+            }
             let present = if idx.is_empty() {
                 HashMap::new()
             } else {

@@ -11,6 +11,8 @@ pub(crate) use copy::WINDOW;
 mod disposition;
 pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
 mod scan;
+mod views;
+pub use views::AllMail;
 
 use crate::endpoint::Endpoint;
 use crate::event::{
@@ -60,6 +62,8 @@ pub struct Options {
     pub delete_source: bool,
     /// Emit `detail` events.
     pub verbose: bool,
+    /// The source's `\All` folder and views (`--all-mail`).
+    pub all_mail: AllMail,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
             throttle: None,
             delete_source: false,
             verbose: false,
+            all_mail: AllMail::default(),
         }
     }
 }
@@ -146,6 +151,8 @@ struct Task {
     /// What earlier runs recorded for this folder (without the failures retried now), so the
     /// state file counts the whole job.
     prior: Option<FolderState>,
+    /// Copy only these UIDs (sorted): the archived messages of an All Mail pass.
+    only_uids: Option<Vec<u32>>,
 }
 
 /// Progress within one folder; survives reconnects.
@@ -464,7 +471,13 @@ impl Engine {
         self.emit(Event::Phase {
             phase: Phase::CopyingMessages,
         });
-        let results = self.copy_all(ready, main)?;
+        // The All Mail pass goes after every real folder is done.
+        let (last, ready): (Vec<Task>, Vec<Task>) =
+            ready.into_iter().partition(|t| t.only_uids.is_some());
+        let mut results = self.copy_all(ready, Some(main))?;
+        if !last.is_empty() {
+            results.extend(self.copy_all(last, None)?);
+        }
         for (rep, mut f) in results {
             reports.push(rep);
             failures.append(&mut f);
@@ -632,7 +645,7 @@ impl Engine {
     fn copy_all(
         &self,
         mut tasks: Vec<Task>,
-        main: Pair,
+        main: Option<Pair>,
     ) -> SResult<Vec<(FolderReport, Vec<FailureReport>)>> {
         tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
         let queue = Mutex::new(tasks.into_iter());
@@ -640,7 +653,7 @@ impl Engine {
         let fatal: Mutex<Option<SideErr>> = Mutex::new(None);
         let stop = AtomicBool::new(false);
         let jobs = self.opts.jobs.max(1);
-        let main = Mutex::new(Some(main));
+        let main = Mutex::new(main);
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 scope.spawn(|| {
@@ -714,13 +727,15 @@ impl Engine {
             // Nothing new: no connection needed (keeps a no-change run cheap). A folder the
             // state does not know yet is recorded, so `btsx status` lists it.
             if let Some(prior) = &task.prior
-                && prior.status != FolderStatus::Complete
+                && (prior.status != FolderStatus::Complete || prior.last_uid < task.scan_last_uid)
                 && let Some(st) = &self.state
                 && !self.opts.dry_run
             {
                 // An earlier run was stopped after its last message: the folder is done.
+                // (An All Mail pass also settles the UIDs it found in other folders.)
                 let _ = st.update(FolderState {
                     status: FolderStatus::Complete,
+                    last_uid: prior.last_uid.max(task.scan_last_uid),
                     ..prior.clone()
                 });
             }
@@ -733,7 +748,7 @@ impl Engine {
                     source: task.map.source.clone(),
                     destination: task.map.dest.clone(),
                     uid_validity: v,
-                    last_uid: task.start_uid.saturating_sub(1),
+                    last_uid: task.start_uid.saturating_sub(1).max(task.scan_last_uid),
                     dest_uid_validity: None,
                     dest_uid_next: None,
                     messages: 0,

@@ -75,15 +75,23 @@ impl Engine {
         &self,
         main: &mut Pair,
     ) -> SResult<(Vec<Task>, Warnings, Vec<FolderReport>)> {
-        let (folders, warnings) = self.plan_folders(main)?;
+        let (mut folders, mut warnings) = self.plan_folders(main)?;
+        let views = self.apply_views(&mut main.dst, &mut folders, &mut warnings)?;
+        let real = views.real_folders(&folders);
+        let mut archived = None;
         let mut tasks = Vec::new();
         let mut failed = Vec::new();
         for m in folders {
             if self.cancelled() {
                 break;
             }
-            let e = match self.for_folder(main, Op::Open, |p| self.scan_folder(p, &m))? {
+            // The All Mail pass: membership over the real folders decides what it copies.
+            let all_mail = (views.all_mail.as_ref() == Some(&m)).then_some(real.as_slice());
+            let e = match self.for_folder(main, Op::Open, |p| self.scan_folder(p, &m, all_mail))? {
                 Ok(t) => {
+                    if all_mail.is_some() {
+                        archived = Some((t.messages, t.bytes));
+                    }
                     tasks.push(t);
                     continue;
                 }
@@ -111,10 +119,18 @@ impl Engine {
                 });
             }
         }
+        if !views.is_empty() {
+            self.emit(views.event(archived));
+        }
         Ok((tasks, warnings, failed))
     }
 
-    fn scan_folder(&self, main: &mut Pair, m: &Mapping) -> SResult<Task> {
+    fn scan_folder(
+        &self,
+        main: &mut Pair,
+        m: &Mapping,
+        all_mail: Option<&[String]>,
+    ) -> SResult<Task> {
         let resume = self
             .state
             .as_ref()
@@ -164,6 +180,7 @@ impl Engine {
                 });
             }
         }
+        let mut only_uids = all_mail.map(|_| Vec::new());
         let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
             (0, 0, 0)
         } else {
@@ -178,7 +195,11 @@ impl Engine {
             if !nothing_new {
                 uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
             }
-            self.count(&mut main.src, &uids).on(Side::Source)?
+            let (counted, only) = self
+                .count_folder(&mut main.src, m, all_mail, &uids, &retry_uids)
+                .on(Side::Source)?;
+            only_uids = only.or(only_uids);
+            counted
         };
         self.emit(Event::FolderFound {
             folder: m.source.clone(),
@@ -200,12 +221,17 @@ impl Engine {
             scan_last_uid,
             prior,
             map: m.clone(),
+            only_uids,
         })
     }
 
     /// Messages, bytes and the highest UID among `uids` that the date filter takes, read in
     /// windows so a huge folder costs little memory.
-    fn count(&self, src: &mut Session, uids: &[u32]) -> Result<(u64, u64, u32), ImapError> {
+    pub(super) fn count(
+        &self,
+        src: &mut Session,
+        uids: &[u32],
+    ) -> Result<(u64, u64, u32), ImapError> {
         let (mut n, mut bytes, mut last) = (0u64, 0u64, 0u32);
         for chunk in uids.chunks(WINDOW) {
             for m in src.fetch_meta_set(&uid_set(chunk.iter().copied()))? {

@@ -44,6 +44,8 @@ pub struct Caps {
     pub append_limit: Option<u64>,
     /// MULTIAPPEND (RFC 3502): many messages in one APPEND, stored in one transaction.
     pub multiappend: bool,
+    /// X-GM-EXT-1: Gmail's X-GM-MSGID identifies a message across folders.
+    pub gmail: bool,
 }
 
 impl Caps {
@@ -56,6 +58,7 @@ impl Caps {
             multiappend: has("MULTIAPPEND"),
             special_use: has("SPECIAL-USE"),
             namespace: has("NAMESPACE"),
+            gmail: has("X-GM-EXT-1"),
             append_limit: caps.iter().find_map(|c| {
                 let (k, v) = c.split_once('=')?;
                 if k.eq_ignore_ascii_case("APPENDLIMIT") {
@@ -74,7 +77,7 @@ pub struct ListedFolder {
     pub name: String,
     pub delimiter: Option<char>,
     pub selectable: bool,
-    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`.
+    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`, `\Important`.
     pub special_use: Option<String>,
 }
 
@@ -364,6 +367,10 @@ impl Session {
                     NameAttribute::NoSelect => selectable = false,
                     NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent") => {
                         selectable = false
+                    }
+                    // RFC 8457; Gmail's "Important" view.
+                    NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\Important") => {
+                        special_use = Some("\\Important".to_string())
                     }
                     NameAttribute::All => special_use = Some("\\All".to_string()),
                     NameAttribute::Archive => special_use = Some("\\Archive".to_string()),
@@ -884,6 +891,68 @@ impl Session {
         pending.done.insert(tag.to_string(), outcome);
         Ok(false)
     }
+
+    /// Gmail (`X-GM-EXT-1`): (UID, X-GM-MSGID) of the messages in `set` (UIDs when `by_uid`,
+    /// else sequence numbers). The id is the same in every folder a message is in. Read on
+    /// our own path: the crate does not know the item.
+    pub fn gmail_ids(&mut self, set: &str, by_uid: bool) -> Result<Vec<(u32, u64)>, ImapError> {
+        let cmd = if by_uid { "UID FETCH" } else { "FETCH" };
+        let lines = self.raw(&format!("{cmd} {set} (UID X-GM-MSGID)"))?;
+        Ok(lines.iter().filter_map(|l| parse_gmail_id(l)).collect())
+    }
+
+    /// Gmail (`X-GM-EXT-1`): the UIDs in `uids` whose X-GM-LABELS hold `\Important` (Gmail
+    /// shows "important" as a label, not as a keyword).
+    pub fn gmail_important(&mut self, uids: &str) -> Result<Vec<u32>, ImapError> {
+        let lines = self.raw(&format!("UID FETCH {uids} (UID X-GM-LABELS)"))?;
+        Ok(lines
+            .iter()
+            .filter(|l| has_important_label(l))
+            .filter_map(|l| find_uid(l))
+            .collect())
+    }
+}
+
+/// `* 1 FETCH (UID 5 X-GM-LABELS (\Inbox \Important "a label"))`: a `\Important` atom in the
+/// label list (a user label's name is quoted or a literal, so it cannot be one).
+fn has_important_label(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_uppercase();
+    let Some(at) = text.find("X-GM-LABELS (") else {
+        return false;
+    };
+    let mut quoted = false;
+    let mut escaped = false;
+    let list = &text[at + "X-GM-LABELS (".len()..];
+    for (i, c) in list.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ')' if !quoted => return false,
+            '\\' if list[i..].starts_with("\\IMPORTANT")
+                && !list[i + 10..].starts_with(|c: char| c.is_ascii_alphanumeric()) =>
+            {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `* 3 FETCH (UID 7 X-GM-MSGID 1278455344230334865)` → (7, 1278455344230334865).
+fn parse_gmail_id(line: &[u8]) -> Option<(u32, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let upper = text.to_ascii_uppercase();
+    if !upper.contains(" FETCH ") {
+        return None;
+    }
+    let at = upper.find("X-GM-MSGID ")? + "X-GM-MSGID ".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((find_uid(line)?, digits.parse().ok()?))
 }
 
 /// A fetched batch of bodies, all in one buffer.

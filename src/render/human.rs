@@ -813,6 +813,37 @@ impl Sink for HumanSink {
                     self.early_error(st, message.as_deref().unwrap_or("stopped"));
                 }
             }
+            Event::Views {
+                views,
+                all_mail,
+                all_mail_destination,
+                archived_messages,
+                archived_bytes,
+                not_copied,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if !views.is_empty() {
+                    parts.push(format!(
+                        "views: {} (not copied as folders; their flags travel with the messages)",
+                        views.join(", ")
+                    ));
+                }
+                if let (Some(all), Some(n)) = (all_mail, archived_messages) {
+                    parts.push(format!(
+                        "{all}: {n} archived messages ({}) to copy → {}",
+                        bytes(archived_bytes.unwrap_or(0)),
+                        all_mail_destination.as_deref().unwrap_or(all)
+                    ));
+                }
+                if !not_copied.is_empty() {
+                    parts.push(format!(
+                        "not copied into the destination's views: {}",
+                        not_copied.join(", ")
+                    ));
+                }
+                self.step_line(st, parts.join("; "));
+            }
             Event::Detail { side, message } => {
                 if self.opts.verbose {
                     let who = side
