@@ -241,13 +241,18 @@ impl Engine {
                 });
             }
         };
-        let result = Session::open(
+        let mut result = Session::open(
             &server.endpoint,
             &server.creds,
             &server.tls,
             self.opts.timeouts,
             &mut on_state,
         );
+        if let Ok(s) = &mut result {
+            let sink = self.sink.clone();
+            let who = format!("the {} server {}", side.label(), server.endpoint.host);
+            s.on_notice(Box::new(move |n| sink.emit(&notice_event(&who, &n))));
+        }
         if let Err(e) = &result {
             self.emit(Event::Connection {
                 side,
@@ -738,6 +743,19 @@ impl Engine {
             let Some(p) = pair.as_mut() else { continue };
             match self.copy_once(p, task, &mut prog) {
                 Ok(()) => break,
+                // [TRYCREATE]: the destination folder went away; create it and go on.
+                Err(e)
+                    if e.err.disposition(e.side, crate::imap::Phase::Append)
+                        == crate::imap::Disposition::CreateAndRetry
+                        && attempt < self.opts.retries =>
+                {
+                    attempt += 1;
+                    prog.unconfirmed = true;
+                    if let Err(ce) = p.dst.create(&task.map.dest_wire) {
+                        failed_reason = Some(format!("destination server: {}", ce.message));
+                        break;
+                    }
+                }
                 Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
                     attempt += 1;
                     if let Some(old) = pair.take() {
@@ -951,6 +969,20 @@ fn fill_separator(mut ns: Namespace, listed: &[crate::imap::ListedFolder]) -> Na
     ns
 }
 
+/// A server's `[ALERT]` or untagged NO/BAD, as a warning a person sees.
+fn notice_event(who: &str, n: &crate::imap::Notice) -> Event {
+    use crate::imap::NoticeKind;
+    let message = match n.kind {
+        NoticeKind::Alert => format!("alert from {who}: {}", n.text),
+        NoticeKind::No => format!("{who} warns: {}", n.text),
+        NoticeKind::Bad => format!("{who} reports a protocol error: {}", n.text),
+    };
+    Event::Warning {
+        message,
+        folder: None,
+    }
+}
+
 /// Compact UID set: "1:5,7,9:12".
 pub fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
     let mut v: Vec<u32> = uids.into_iter().collect();
@@ -988,7 +1020,8 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
             exit::CONNECTION
         }
         Kind::Dropped | Kind::Protocol => exit::CONNECTION,
-        Kind::No | Kind::Bad => exit::DESTINATION,
+        // Exit 7 means over quota and nothing else; a refusal that ended the job is a failure.
+        Kind::No | Kind::Bad => exit::PARTIAL,
     }
 }
 
