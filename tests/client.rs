@@ -315,3 +315,68 @@ fn unavailable_mid_copy_is_retried_without_loss_or_duplicates() {
     assert_eq!(bodies.len(), 250, "{ctx}");
     assert_eq!(bodies, want);
 }
+
+#[test]
+fn a_message_with_nul_bytes_arrives_byte_exact_between_dovecots() {
+    // Dovecot serves NUL as 0x80 in BODY[]; both offer BINARY, so btsx takes the bytes
+    // from BINARY.PEEK[] and appends them as ~{n}.
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    let msg = "Message-ID: <nul@fake.test>\r\nSubject: nul\r\n\r\nbefore\0after\r\n";
+    let put = src.imap(
+        USER,
+        &[&format!("APPEND INBOX ~{{{}}}\r\n{msg}", msg.len())],
+    );
+    assert!(put.contains("OK [APPENDUID"), "{put}");
+    let seen = src.imap(USER, &["EXAMINE INBOX", "UID FETCH 1:* (BODY.PEEK[])"]);
+    assert!(!seen.contains("before\0after"), "BODY[] alters NUL: {seen}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = btsx()
+        .arg("migrate")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .args(["--json"])
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--state")
+        .arg(tmp.path().join("s.json"))
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env("XDG_STATE_HOME", tmp.path())
+        .output()
+        .expect("run btsx");
+    let ctx = context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let got = dst.imap(USER, &["EXAMINE INBOX", "UID FETCH 1:* (BINARY.PEEK[])"]);
+    assert!(got.contains(&format!("~{{{}}}", msg.len())), "{got}");
+    assert!(got.contains("before\0after"), "the NUL arrived: {got}");
+    assert_eq!(got.matches("before").count(), 1, "{got}");
+}
+
+#[test]
+fn a_nul_message_to_a_destination_without_binary_is_named_in_a_warning() {
+    let src = Fake::start(Script {
+        folders: vec![FakeFolder::new(
+            b"INBOX",
+            &[b"Message-ID: <zero@fake.test>\r\nSubject: z\r\n\r\na\0b\r\n"],
+        )],
+        ..Default::default()
+    });
+    let dst = Fake::start(Script {
+        capabilities: "IMAP4rev1 LITERAL+ UIDPLUS MULTIAPPEND NAMESPACE".into(),
+        folders: vec![folder(b"INBOX", 100, 0)],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate_fakes(&src, &dst, tmp.path(), &[]);
+    let ctx = context(&out);
+    let ev = json_lines(&out);
+    let w = warnings(&ev);
+    assert!(
+        w.iter()
+            .any(|m| m.contains("<zero@fake.test>") && m.contains("byte-exact")),
+        "{w:?}\n{ctx}"
+    );
+    // Nothing sent as literal8 to a server that does not know it.
+    assert!(dst.commands().iter().all(|c| !c.contains("~{")), "{ctx}");
+}

@@ -976,6 +976,7 @@ fn notice_event(who: &str, n: &crate::imap::Notice) -> Event {
         NoticeKind::Alert => format!("alert from {who}: {}", n.text),
         NoticeKind::No => format!("{who} warns: {}", n.text),
         NoticeKind::Bad => format!("{who} reports a protocol error: {}", n.text),
+        NoticeKind::NotByteExact => n.text.clone(),
     };
     Event::Warning {
         message,

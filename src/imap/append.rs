@@ -89,7 +89,7 @@ impl Session {
 
     /// ` (flags) "date" {n}` + body; never \Recent; `~{n}` for a body with NULs where the
     /// server offers BINARY.
-    fn message<'a>(&self, cmd: Command<'a>, item: &AppendItem<'a>) -> Command<'a> {
+    fn message<'a>(&mut self, cmd: Command<'a>, item: &AppendItem<'a>) -> Command<'a> {
         let flags = item
             .flags
             .iter()
@@ -101,9 +101,24 @@ impl Session {
             .date
             .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
             .unwrap_or_default();
-        let binary = self.caps.binary && needs_binary(item.body);
+        let nul = needs_binary(item.body);
+        let binary = self.caps.binary && nul;
+        if nul && !binary {
+            self.note_not_exact(item.body);
+        }
         cmd.raw(&format!(" ({flags}){date}"))
             .literal(item.body, binary)
+    }
+
+    /// Warn that a message with NUL bytes cannot arrive byte-exact (no BINARY here).
+    fn note_not_exact(&mut self, body: &[u8]) {
+        let id = message_id(body).unwrap_or_else(|| "without Message-ID".into());
+        let text = format!(
+            "message {id} ({} bytes) contains NUL bytes and {} does not offer BINARY: it cannot be stored byte-exact",
+            body.len(),
+            self.addr
+        );
+        self.notice(super::session::NoticeKind::NotByteExact, &text);
     }
 
     /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
@@ -181,6 +196,20 @@ impl Session {
             &e.message, 200,
         )))
     }
+}
+
+/// The Message-ID of a message, from its header.
+fn message_id(body: &[u8]) -> Option<String> {
+    let end = memchr::memmem::find(body, b"\r\n\r\n").unwrap_or(body.len());
+    let head = String::from_utf8_lossy(&body[..end]);
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("Message-ID")
+                .then(|| v.trim().to_string())
+        })
+        .filter(|v| !v.is_empty())
 }
 
 /// The highest UID of an APPENDUID set ("42", "31:130", "5,9:12,7").

@@ -343,7 +343,59 @@ impl Session {
                 items.push((uid, *start, *len));
             }
         })?;
-        Ok(Bodies { data: buf, items })
+        let mut bodies = Bodies { data: buf, items };
+        if !binary && self.caps.binary {
+            self.restore_nuls(&mut bodies)?;
+        }
+        Ok(bodies)
+    }
+
+    /// Dovecot serves a NUL byte as 0x80 in `BODY[]`; `BINARY[]` (RFC 3516) has the stored
+    /// bytes. For each body with a 0x80 byte, fetch `BINARY.PEEK[]` and take it when it is
+    /// the same message with NULs where `BODY[]` had 0x80 — and nothing else changed (for a
+    /// message with encoded parts `BINARY[]` decodes them, and then `BODY[]` stays).
+    fn restore_nuls(&mut self, bodies: &mut Bodies) -> Result<(), ImapError> {
+        let suspects: Vec<(u32, usize, usize)> = bodies
+            .items
+            .iter()
+            .copied()
+            .filter(|&(_, start, len)| {
+                bodies
+                    .data
+                    .get(start..start + len)
+                    .is_some_and(|b| memchr::memchr(0x80, b).is_some())
+            })
+            .collect();
+        if suspects.is_empty() {
+            return Ok(());
+        }
+        let set = crate::engine::uid_set(suspects.iter().map(|s| s.0));
+        let total: usize = suspects.iter().map(|s| s.2).sum();
+        let exact = match self.fetch_sections(&set, Vec::new(), total, true) {
+            Ok(b) => b,
+            // A server may refuse BINARY for some messages ([UNKNOWN-CTE]); keep BODY[].
+            Err(e) if matches!(e.kind, super::error::Kind::No | super::error::Kind::Bad) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for (uid, raw) in exact.iter() {
+            let Some(&(_, start, len)) = suspects.iter().find(|s| s.0 == uid) else {
+                continue;
+            };
+            let Some(seen) = bodies.data.get_mut(start..start + len) else {
+                continue;
+            };
+            let same_but_nuls = raw.len() == seen.len()
+                && seen
+                    .iter()
+                    .zip(raw)
+                    .all(|(a, b)| a == b || (*a == 0x80 && *b == 0));
+            if same_but_nuls {
+                seen.copy_from_slice(raw);
+            }
+        }
+        Ok(())
     }
 
     /// Delete `uids` from `folder` (opened read-write for this): mark \Deleted, then

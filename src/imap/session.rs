@@ -92,6 +92,8 @@ pub enum NoticeKind {
     No,
     /// An untagged `* BAD`.
     Bad,
+    /// btsx itself: a message cannot be copied byte-exact (NUL bytes, no BINARY).
+    NotByteExact,
 }
 
 pub struct Session {
@@ -172,7 +174,7 @@ impl Session {
         self.on_notice = Some(f);
     }
 
-    fn notice(&mut self, kind: NoticeKind, text: &str) {
+    pub(super) fn notice(&mut self, kind: NoticeKind, text: &str) {
         let n = Notice {
             kind,
             text: text.to_string(),
