@@ -351,7 +351,7 @@ impl Session {
     }
 
     /// Dovecot serves a NUL byte as 0x80 in `BODY[]`; `BINARY[]` (RFC 3516) has the stored
-    /// bytes. For each body with a 0x80 byte, fetch `BINARY.PEEK[]` and take it when it is
+    /// bytes. For each body with a 0x80 byte that is not part of a UTF-8 character, fetch `BINARY.PEEK[]` and take it when it is
     /// the same message with NULs where `BODY[]` had 0x80 — and nothing else changed (for a
     /// message with encoded parts `BINARY[]` decodes them, and then `BODY[]` stays).
     fn restore_nuls(&mut self, bodies: &mut Bodies) -> Result<(), ImapError> {
@@ -363,7 +363,7 @@ impl Session {
                 bodies
                     .data
                     .get(start..start + len)
-                    .is_some_and(|b| memchr::memchr(0x80, b).is_some())
+                    .is_some_and(has_stray_0x80)
             })
             .collect();
         if suspects.is_empty() {
@@ -475,6 +475,28 @@ impl Session {
     }
 }
 
+/// A 0x80 byte that is not a continuation byte of a valid UTF-8 character: what a NUL
+/// served by Dovecot looks like (UTF-8 text has 0x80 only inside characters such as '’').
+fn has_stray_0x80(b: &[u8]) -> bool {
+    memchr::memchr_iter(0x80, b).any(|i| {
+        // The character holding byte i starts at most 3 bytes before it.
+        !(1..=3).any(|back| {
+            let Some(start) = i.checked_sub(back) else {
+                return false;
+            };
+            let len = match b[start] {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => return false,
+            };
+            start + len > i
+                && b.get(start..start + len)
+                    .is_some_and(|c| std::str::from_utf8(c).is_ok())
+        })
+    })
+}
+
 /// `"17-Jul-1996 02:44:25 -0700"` (the day may be space-padded).
 fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z").ok()
@@ -483,6 +505,15 @@ fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_0x80_outside_utf8_characters_is_suspect() {
+        assert!(!has_stray_0x80("it’s — fine".as_bytes()));
+        assert!(has_stray_0x80(b"nul\x80here"));
+        assert!(has_stray_0x80(b"\x80"));
+        assert!(has_stray_0x80(&[b'a', 0xE2, 0x80]));
+        assert!(!has_stray_0x80(b"plain"));
+    }
 
     #[test]
     fn dates_parse_with_padded_days() {
