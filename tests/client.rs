@@ -380,3 +380,123 @@ fn a_nul_message_to_a_destination_without_binary_is_named_in_a_warning() {
     // Nothing sent as literal8 to a server that does not know it.
     assert!(dst.commands().iter().all(|c| !c.contains("~{")), "{ctx}");
 }
+
+#[test]
+fn awkward_names_are_copied_dovecot_to_dovecot() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    // Wire forms: quoted with escapes, and modified UTF-7 for "Größe".
+    let names = [
+        (r#""back\\slash""#, r"back\slash"),
+        (r#""Say \"hi\"""#, r#"Say "hi""#),
+        (r#""pct%star*""#, "pct%star*"),
+        (r#"" lead space""#, " lead space"),
+        ("Gr&APYA3w-e", "Größe"),
+    ];
+    let mut cmds = Vec::new();
+    for (i, (wire, _)) in names.iter().enumerate() {
+        let msg = format!("Message-ID: <awk{i}@fake.test>\r\nSubject: {i}\r\n\r\nbody {i}\r\n");
+        cmds.push(format!("CREATE {wire}"));
+        cmds.push(format!("APPEND {wire} {{{}}}\r\n{msg}", msg.len()));
+    }
+    let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let t = src.imap(USER, &refs);
+    assert!(!t.contains("S: t1 NO") && !t.contains(" BAD "), "{t}");
+    let before = src.digest(USER);
+    for (_, name) in &names {
+        assert!(
+            before.folders.contains_key(*name),
+            "{name:?} on the source: {t}"
+        );
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = btsx()
+        .arg("migrate")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .args(["--json"])
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--state")
+        .arg(tmp.path().join("s.json"))
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env("XDG_STATE_HOME", tmp.path())
+        .output()
+        .expect("run btsx");
+    let ctx = context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let after = dst.digest(USER);
+    for (_, name) in &names {
+        let s = &before.folders[*name];
+        let d = after
+            .folders
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name:?} missing: {:?}\n{ctx}", after.folders.keys()));
+        assert_eq!(s.messages, d.messages, "{name:?}");
+    }
+}
+
+#[test]
+fn unsolicited_exists_expunge_and_flags_mid_command_change_nothing() {
+    let src = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 1, 5)],
+        rules: vec![Rule::prepend(
+            r"^UID FETCH",
+            "* 9 EXISTS\r\n* 1 FETCH (FLAGS (\\Seen \\Flagged))\r\n* 2 RECENT\r\n* VANISHED 40:41\r\n",
+        )],
+        ..Default::default()
+    });
+    let dst = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 100, 0)],
+        rules: vec![Rule::prepend(r"^APPEND", "* 3 EXPUNGE\r\n* 4 EXISTS\r\n")],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate_fakes(&src, &dst, tmp.path(), &[]);
+    let ctx = context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let ev = json_lines(&out);
+    let sum = summary(&ev);
+    assert_eq!(sum["messages_copied"], 5, "{ctx}");
+    assert_eq!(sum["reconnects_source"], 0, "{ctx}");
+    assert_eq!(sum["reconnects_destination"], 0, "{ctx}");
+    assert_eq!(dst.folder(b"INBOX").expect("inbox").messages.len(), 5);
+}
+
+#[test]
+fn bye_mid_copy_reconnects_and_loses_nothing() {
+    let src = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 1, 4)],
+        rules: vec![Rule::once(
+            r"^UID FETCH \S+ \(UID BODY\.PEEK\[\]\)",
+            "* BYE Server shutting down for maintenance\r\n",
+        )],
+        ..Default::default()
+    });
+    let dst = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 100, 0)],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate_fakes(&src, &dst, tmp.path(), &[]);
+    let ctx = context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let ev = json_lines(&out);
+    assert!(
+        summary(&ev)["reconnects_source"].as_u64().unwrap_or(0) >= 1,
+        "{ctx}"
+    );
+    assert!(
+        ev.iter().any(|e| e["type"] == "connection"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("shutting down for maintenance"))),
+        "the BYE text is the reason\n{ctx}"
+    );
+    assert_eq!(
+        dst.folder(b"INBOX").expect("inbox").messages.len(),
+        4,
+        "{ctx}"
+    );
+}

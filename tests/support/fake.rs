@@ -62,6 +62,8 @@ pub struct Rule {
     pub times: Option<usize>,
     /// Let this many matching commands pass to the model first.
     pub after: usize,
+    /// Send `lines` and then the model's answer too (unsolicited data mid-command).
+    pub then_model: bool,
 }
 
 impl Rule {
@@ -71,11 +73,19 @@ impl Rule {
             lines: lines.into(),
             times: None,
             after: 0,
+            then_model: false,
         }
     }
     pub fn once(pattern: &str, lines: &str) -> Rule {
         Rule {
             times: Some(1),
+            ..Rule::always(pattern, lines)
+        }
+    }
+    /// Send `lines` before the model's own answer, every time.
+    pub fn prepend(pattern: &str, lines: &str) -> Rule {
+        Rule {
+            then_model: true,
             ..Rule::always(pattern, lines)
         }
     }
@@ -381,9 +391,13 @@ fn serve(conn: TcpStream, st: &Arc<Mutex<State>>) -> std::io::Result<()> {
                 selected = opens;
             }
             let lines = rule.lines.replace("{tag}", &tag);
-            drop(s);
-            w.write_all(lines.as_bytes())?;
-            continue;
+            if rule.then_model {
+                w.write_all(lines.as_bytes())?;
+            } else {
+                drop(s);
+                w.write_all(lines.as_bytes())?;
+                continue;
+            }
         }
         let verb = toks
             .get(1)
