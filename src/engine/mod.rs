@@ -178,6 +178,8 @@ pub struct Engine {
     state: Option<Arc<StateStore>>,
     totals: Totals,
     warnings: Vec<String>,
+    /// Server notices already shown: every connection hears the same login ALERT.
+    notices_seen: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl Engine {
@@ -204,6 +206,7 @@ impl Engine {
                 reconnects_dst: AtomicU64::new(0),
             },
             warnings: Vec::new(),
+            notices_seen: Arc::default(),
         }
     }
 
@@ -249,9 +252,21 @@ impl Engine {
             &mut on_state,
         );
         if let Ok(s) = &mut result {
-            let sink = self.sink.clone();
+            let (sink, seen) = (self.sink.clone(), self.notices_seen.clone());
             let who = format!("the {} server {}", side.label(), server.endpoint.host);
-            s.on_notice(Box::new(move |n| sink.emit(&notice_event(&who, &n))));
+            s.on_notice(Box::new(move |n| {
+                let message = notice_text(&who, &n);
+                let new = seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(message.clone());
+                if new {
+                    sink.emit(&Event::Warning {
+                        message,
+                        folder: None,
+                    });
+                }
+            }));
         }
         if let Err(e) = &result {
             self.emit(Event::Connection {
@@ -969,18 +984,14 @@ fn fill_separator(mut ns: Namespace, listed: &[crate::imap::ListedFolder]) -> Na
     ns
 }
 
-/// A server's `[ALERT]` or untagged NO/BAD, as a warning a person sees.
-fn notice_event(who: &str, n: &crate::imap::Notice) -> Event {
+/// A server's `[ALERT]` or untagged NO/BAD, as a warning a person reads.
+fn notice_text(who: &str, n: &crate::imap::Notice) -> String {
     use crate::imap::NoticeKind;
-    let message = match n.kind {
+    match n.kind {
         NoticeKind::Alert => format!("alert from {who}: {}", n.text),
         NoticeKind::No => format!("{who} warns: {}", n.text),
         NoticeKind::Bad => format!("{who} reports a protocol error: {}", n.text),
         NoticeKind::NotByteExact => n.text.clone(),
-    };
-    Event::Warning {
-        message,
-        folder: None,
     }
 }
 
