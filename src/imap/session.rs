@@ -413,3 +413,22 @@ impl Session {
         self.wire.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_come_from_the_parsed_list() {
+        let list: Vec<String> = "IMAP4rev1 literal+ UIDPLUS MULTIAPPEND APPENDLIMIT=35651584 BINARY LIST-EXTENDED SPECIAL-USE X-NOT-LITERAL-"
+            .split(' ')
+            .map(str::to_string)
+            .collect();
+        let c = Caps::from_list(&list);
+        assert!(c.literal_plus && c.uidplus && c.multiappend && c.binary);
+        assert!(c.list_extended && c.special_use);
+        // A capability is a whole atom, not a substring of another one.
+        assert!(!c.literal_minus && !c.namespace && !c.utf8_accept);
+        assert_eq!(c.append_limit, Some(35651584));
+    }
+}
