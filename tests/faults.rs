@@ -360,6 +360,7 @@ fn stall_past_the_timeout_reconnects_and_loses_nothing() {
 }
 
 const GARBAGE: &[u8] = b"* GARBAGE \x01\x02 unparsable\r\n";
+const BROKEN_FETCH: &[u8] = b"* 1 FETCH (UID )) \x01\r\n";
 
 /// Copies the realistic profile over plaintext IMAP through `psrc`; returns
 /// the output, the events, and the diagnostic context.
@@ -394,13 +395,13 @@ fn garbage_run(seed: &str, rule: Rule) -> (Output, Vec<Value>, String) {
 }
 
 #[test]
-fn garbage_untagged_line_drops_the_session_and_loses_nothing() {
+fn unreadable_fetch_response_drops_the_session_and_loses_nothing() {
     // Mid-copy, into the answer to the next "UID FETCH n:* (UID RFC822.SIZE
-    // FLAGS INTERNALDATE)" on the connection past 512 KB: a response nobody
-    // can parse, so the session is out of step and must be dropped.
+    // FLAGS INTERNALDATE)" on the connection past 512 KB: a FETCH response the
+    // parser cannot read, so the session is dropped and the folder retried.
     let (_, ev, ctx) = garbage_run(
         "13",
-        Rule::inject_after_command(512 * 1024, b"RFC822.SIZE FLAGS", GARBAGE),
+        Rule::inject_after_command(512 * 1024, b"RFC822.SIZE FLAGS", BROKEN_FETCH),
     );
     let s = summary(&ev);
     assert!(
@@ -409,6 +410,19 @@ fn garbage_untagged_line_drops_the_session_and_loses_nothing() {
     );
     assert_eq!(s["reconnects_destination"], 0, "{ctx}");
     assert_reconnect_events(&ev, &ctx);
+}
+
+#[test]
+fn unknown_untagged_response_is_ignored_and_loses_nothing() {
+    // A response of a kind btsx does not know is framed like any other and
+    // skipped: the session stays in step, nothing reconnects.
+    let (_, ev, ctx) = garbage_run(
+        "13",
+        Rule::inject_after_command(512 * 1024, b"RFC822.SIZE FLAGS", GARBAGE),
+    );
+    let s = summary(&ev);
+    assert_eq!(s["reconnects_source"], 0, "{ctx}");
+    assert_eq!(s["reconnects_destination"], 0, "{ctx}");
 }
 
 #[test]

@@ -382,8 +382,8 @@ fn a_view_on_the_destination_is_never_a_target() {
     assert_eq!(folder(&d, "Archive"), archived(&before, REAL));
 }
 
-/// The transcript-driven fake IMAP server of the `client` branch (a copy until it is merged).
-#[path = "gmail_fake/mod.rs"]
+/// The transcript-driven fake IMAP server (tests/support/fake.rs).
+#[path = "support/fake.rs"]
 mod fake;
 
 #[test]

@@ -209,6 +209,8 @@ pub struct Engine {
     state: Option<Arc<StateStore>>,
     totals: Totals,
     warnings: Vec<String>,
+    /// Server notices already shown: every connection hears the same login ALERT.
+    notices_seen: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl Engine {
@@ -235,6 +237,7 @@ impl Engine {
                 reconnects_dst: AtomicU64::new(0),
             },
             warnings: Vec::new(),
+            notices_seen: Arc::default(),
         }
     }
 
@@ -272,13 +275,30 @@ impl Engine {
                 });
             }
         };
-        let result = Session::open(
+        let mut result = Session::open(
             &server.endpoint,
             &server.creds,
             &server.tls,
             self.opts.timeouts,
             &mut on_state,
         );
+        if let Ok(s) = &mut result {
+            let (sink, seen) = (self.sink.clone(), self.notices_seen.clone());
+            let who = format!("the {} server {}", side.label(), server.endpoint.host);
+            s.on_notice(Box::new(move |n| {
+                let message = notice_text(&who, &n);
+                let new = seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(message.clone());
+                if new {
+                    sink.emit(&Event::Warning {
+                        message,
+                        folder: None,
+                    });
+                }
+            }));
+        }
         if let Err(e) = &result {
             self.emit(Event::Connection {
                 side,
@@ -800,6 +820,22 @@ impl Engine {
             let Some(p) = pair.as_mut() else { continue };
             match self.copy_once(p, task, &mut prog) {
                 Ok(()) => break,
+                // [TRYCREATE]: the destination folder went away; create it and go on.
+                Err(e)
+                    if e.err.disposition(e.side, crate::imap::Phase::Append)
+                        == crate::imap::Disposition::CreateAndRetry
+                        && attempt < self.opts.retries =>
+                {
+                    attempt += 1;
+                    prog.unconfirmed = true;
+                    if let Err(ce) = p.dst.create(&task.map.dest_wire) {
+                        failed_reason = Some((
+                            Side::Destination,
+                            format!("destination server: {}", ce.message),
+                        ));
+                        break;
+                    }
+                }
                 Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
                     attempt += 1;
                     if let Some(old) = pair.take() {
@@ -1046,6 +1082,17 @@ fn fill_separator(mut ns: Namespace, listed: &[crate::imap::ListedFolder]) -> Na
     ns
 }
 
+/// A server's `[ALERT]` or untagged NO/BAD, as a warning a person reads.
+fn notice_text(who: &str, n: &crate::imap::Notice) -> String {
+    use crate::imap::NoticeKind;
+    match n.kind {
+        NoticeKind::Alert => format!("alert from {who}: {}", n.text),
+        NoticeKind::No => format!("{who} warns: {}", n.text),
+        NoticeKind::Bad => format!("{who} reports a protocol error: {}", n.text),
+        NoticeKind::NotByteExact => n.text.clone(),
+    }
+}
+
 /// Compact UID set: "1:5,7,9:12".
 pub fn uid_set(uids: impl IntoIterator<Item = u32>) -> String {
     let mut v: Vec<u32> = uids.into_iter().collect();
@@ -1083,7 +1130,8 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
             exit::CONNECTION
         }
         Kind::Dropped | Kind::Protocol => exit::CONNECTION,
-        Kind::No | Kind::Bad => exit::DESTINATION,
+        // Exit 7 means over quota and nothing else; a refusal that ended the job is a failure.
+        Kind::No | Kind::Bad => exit::PARTIAL,
     }
 }
 

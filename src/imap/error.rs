@@ -3,6 +3,9 @@
 use std::fmt;
 use std::io;
 
+use super::parse::{Code, Status, StatusResp};
+use crate::event::Side;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Bad input detected before talking to a server (CA file unreadable, …).
@@ -35,6 +38,8 @@ pub enum Kind {
 pub struct ImapError {
     pub kind: Kind,
     pub message: String,
+    /// The response code of the server's NO/BAD/BYE, when it gave one.
+    pub code: Option<Code>,
 }
 
 impl ImapError {
@@ -42,6 +47,32 @@ impl ImapError {
         ImapError {
             kind,
             message: message.into(),
+            code: None,
+        }
+    }
+
+    /// A tagged NO or BAD (or an untagged BYE), keeping its response code: what follows is
+    /// decided from the code (see [`ImapError::disposition`]), never from the words.
+    pub fn from_status(r: &StatusResp, addr: &str) -> Self {
+        // Not `OverQuota` even with [OVERQUOTA]: only the destination's APPEND answer
+        // makes that (append.rs), since a source's quota never stops a copy.
+        let kind = match r.status {
+            Status::Bye => Kind::Dropped,
+            Status::Bad => Kind::Bad,
+            _ => Kind::No,
+        };
+        let message = match kind {
+            Kind::Dropped => format!("{addr} closed the session: {}", r.text),
+            _ => r.text.clone(),
+        };
+        let message = match &r.code {
+            Some(c) if kind != Kind::Dropped => format!("[{}] {message}", code_name(c)),
+            _ => message,
+        };
+        ImapError {
+            kind,
+            message,
+            code: r.code.clone(),
         }
     }
 
@@ -57,9 +88,11 @@ impl ImapError {
         ImapError::new(kind, format!("connection to {addr} lost: {what}"))
     }
 
-    /// Worth a reconnect and another try.
+    /// Worth a reconnect and another try (after a pause: the engine backs off).
     pub fn is_recoverable(&self) -> bool {
         matches!(self.kind, Kind::Timeout | Kind::Dropped | Kind::Protocol)
+            || (matches!(self.kind, Kind::No | Kind::Bad)
+                && self.code.as_ref().is_some_and(is_transient))
     }
 
     /// The whole run must stop: retrying or going on cannot help.
@@ -104,16 +137,8 @@ pub fn from_crate(e: imap::Error, addr: &str) -> ImapError {
             Kind::Dropped,
             format!("{addr} closed the session: {}", b.information),
         ),
-        imap::Error::No(no) => {
-            // imap-proto has no variant for RFC 5530's [OVERQUOTA]; it stays in the text.
-            let over_quota = no.information.to_ascii_lowercase().contains("quota");
-            let kind = if over_quota {
-                Kind::OverQuota
-            } else {
-                Kind::No
-            };
-            ImapError::new(kind, no.information)
-        }
+        // Only LOGIN/AUTHENTICATE go through the crate now; a NO there is about the login.
+        imap::Error::No(no) => ImapError::new(Kind::No, no.information),
         imap::Error::Bad(bad) => ImapError::new(Kind::Bad, bad.information),
 
         imap::Error::Validate(v) => ImapError::new(Kind::Usage, v.to_string()),
@@ -132,5 +157,190 @@ pub fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(n).collect::<String>() + "…"
+    }
+}
+
+/// RFC 5530 codes that say "not now": back off and try again.
+fn is_transient(c: &Code) -> bool {
+    matches!(
+        c,
+        Code::Unavailable | Code::ServerBug | Code::Limit | Code::Throttled | Code::InUse
+    )
+}
+
+/// The code as the server wrote it, for messages.
+pub fn code_name(c: &Code) -> String {
+    match c {
+        Code::Alert => "ALERT".into(),
+        Code::TryCreate => "TRYCREATE".into(),
+        Code::OverQuota => "OVERQUOTA".into(),
+        Code::Unavailable => "UNAVAILABLE".into(),
+        Code::ServerBug => "SERVERBUG".into(),
+        Code::Limit => "LIMIT".into(),
+        Code::Throttled => "THROTTLED".into(),
+        Code::NonExistent => "NONEXISTENT".into(),
+        Code::AlreadyExists => "ALREADYEXISTS".into(),
+        Code::NoPerm => "NOPERM".into(),
+        Code::InUse => "INUSE".into(),
+        Code::ReadOnly => "READ-ONLY".into(),
+        Code::ReadWrite => "READ-WRITE".into(),
+        Code::AppendUid(..) => "APPENDUID".into(),
+        Code::CopyUid(..) => "COPYUID".into(),
+        Code::UidValidity(_) => "UIDVALIDITY".into(),
+        Code::UidNext(_) => "UIDNEXT".into(),
+        Code::Unseen(_) => "UNSEEN".into(),
+        Code::HighestModSeq(_) => "HIGHESTMODSEQ".into(),
+        Code::PermanentFlags(_) => "PERMANENTFLAGS".into(),
+        Code::Capability(_) => "CAPABILITY".into(),
+        Code::Other(name, _) => name.clone(),
+    }
+}
+
+/// What a command was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connecting and logging in.
+    Connect,
+    /// LIST, LSUB, NAMESPACE, STATUS while planning.
+    Scan,
+    /// EXAMINE or SELECT of one folder.
+    Open,
+    /// CREATE or SUBSCRIBE of one folder.
+    Create,
+    /// FETCH of UIDs, metadata, headers or bodies.
+    Fetch,
+    /// APPEND of one message or batch.
+    Append,
+    /// STORE/EXPUNGE for --delete-source.
+    Delete,
+}
+
+/// What to do about an error: the one table the engine asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Reconnect (after a backoff) and try again.
+    Retry,
+    /// `[TRYCREATE]`: create the destination folder, then try again.
+    CreateAndRetry,
+    /// The folder is gone from the source: a warning, nothing to copy.
+    FolderGone,
+    /// This folder cannot be done; the others go on (exit 1 at the end).
+    FailFolder,
+    /// This message cannot be stored; the rest of the folder goes on.
+    FailMessage,
+    /// Nothing more can be done in this job: stop with this exit code.
+    EndJob(i32),
+}
+
+impl ImapError {
+    /// Decide from (side, phase, response code) — never from the words of the text,
+    /// except a code-less quota NO on APPEND, which [`Kind::OverQuota`] already records.
+    pub fn disposition(&self, side: Side, phase: Phase) -> Disposition {
+        use crate::exit;
+        match self.kind {
+            Kind::Usage => return Disposition::EndJob(exit::USAGE),
+            Kind::Auth => return Disposition::EndJob(exit::AUTH),
+            Kind::Resolve | Kind::Connect | Kind::Tls | Kind::Certificate => {
+                return Disposition::EndJob(exit::CONNECTION);
+            }
+            Kind::Timeout | Kind::Dropped | Kind::Protocol => return Disposition::Retry,
+            // Only a destination says it is over quota; a source's quota says nothing
+            // about whether the copy can go on.
+            Kind::OverQuota if side == Side::Destination => {
+                return Disposition::EndJob(exit::DESTINATION);
+            }
+            Kind::OverQuota | Kind::No | Kind::Bad => {}
+        }
+        match (&self.code, side, phase) {
+            (Some(Code::OverQuota), Side::Destination, _) => Disposition::EndJob(exit::DESTINATION),
+            // A message over a size limit meets it again on every try.
+            (Some(Code::Limit), Side::Destination, Phase::Append) => Disposition::FailMessage,
+            (Some(c), _, _) if is_transient(c) => Disposition::Retry,
+            (Some(Code::TryCreate), Side::Destination, _) => Disposition::CreateAndRetry,
+            (Some(Code::NonExistent), Side::Source, Phase::Open | Phase::Scan) => {
+                Disposition::FolderGone
+            }
+            (_, Side::Destination, Phase::Append) => Disposition::FailMessage,
+            _ => Disposition::FailFolder,
+        }
+    }
+}
+
+/// Does the text of a code-less NO on APPEND clearly say the mailbox is full?
+pub fn says_quota(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "quota exceeded",
+        "over quota",
+        "overquota",
+        "quota exceed",
+        "mailbox is full",
+        "mailbox full",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no(code: Option<Code>, text: &str) -> ImapError {
+        ImapError::from_status(
+            &StatusResp {
+                status: Status::No,
+                code,
+                text: text.into(),
+            },
+            "h",
+        )
+    }
+
+    #[test]
+    fn codes_decide_not_words() {
+        use Disposition::*;
+        let (src, dst) = (Side::Source, Side::Destination);
+        // A folder called "Quotations" that vanished is not a quota problem.
+        let gone = no(None, "Mailbox Quotations doesn't exist");
+        assert_eq!(gone.disposition(src, Phase::Open), FailFolder);
+        assert!(!gone.is_fatal());
+        let gone = no(Some(Code::NonExistent), "gone");
+        assert_eq!(gone.disposition(src, Phase::Open), FolderGone);
+        for c in [
+            Code::Unavailable,
+            Code::ServerBug,
+            Code::Limit,
+            Code::Throttled,
+        ] {
+            let e = no(Some(c), "later");
+            assert_eq!(e.disposition(src, Phase::Open), Retry);
+            assert!(e.is_recoverable());
+        }
+        assert_eq!(
+            no(Some(Code::Limit), "too big").disposition(dst, Phase::Append),
+            FailMessage
+        );
+        assert_eq!(
+            no(Some(Code::TryCreate), "x").disposition(dst, Phase::Append),
+            CreateAndRetry
+        );
+        assert_eq!(
+            no(Some(Code::OverQuota), "full").disposition(dst, Phase::Append),
+            EndJob(crate::exit::DESTINATION)
+        );
+        assert_eq!(
+            no(Some(Code::OverQuota), "full").disposition(src, Phase::Fetch),
+            FailFolder
+        );
+        assert_eq!(
+            no(None, "refused").disposition(dst, Phase::Append),
+            FailMessage
+        );
+        assert!(says_quota("Quota exceeded (mailbox for user is full)"));
+        assert!(!says_quota("Mailbox Quotations doesn't exist"));
+        assert_eq!(
+            ImapError::new(Kind::Timeout, "t").disposition(src, Phase::Fetch),
+            Retry
+        );
     }
 }

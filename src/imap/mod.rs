@@ -1,12 +1,28 @@
-//! The small IMAP interface the engine uses. Only this module knows the `imap` crate.
+//! The small IMAP interface the engine uses.
+//!
+//! - `wire`: TCP, TLS, STARTTLS, the greeting; the byte stream.
+//! - `login`: LOGIN / AUTHENTICATE through the `imap` crate (the only place it is used).
+//! - `reader`: frames every response after login (lines and literals; bodies streamed).
+//! - `parse`: framed responses into typed data; `encode`: every command we send.
+//! - `session`, `ops`, `append`: the one client the engine talks to.
+//! - `name`: mailbox names (exact wire bytes + decoded name); `error`: what failures mean.
 
+pub mod append;
+mod encode;
 pub mod error;
+mod login;
+pub mod name;
+pub mod ops;
+pub(crate) mod parse;
+#[cfg(test)]
+mod proptests;
+pub(crate) mod reader;
 pub mod session;
 pub mod wire;
 
-pub use error::{ImapError, Kind};
-pub use session::{
-    AppendItem, AppendOutcome, Auth, Bodies, Caps, Credentials, DeleteOutcome, FolderInfo,
-    ListedFolder, MessageHeaders, MessageMeta, Pending, Session,
-};
+pub use append::{AppendItem, AppendOutcome, Pending};
+pub use error::{Disposition, ImapError, Kind, Phase};
+pub use name::MailboxName;
+pub use ops::{Bodies, DeleteOutcome, FolderInfo, ListedFolder, MessageHeaders, MessageMeta};
+pub use session::{Auth, Caps, Credentials, Notice, NoticeKind, Session};
 pub use wire::{Timeouts, TlsOptions};

@@ -1,15 +1,16 @@
-//! One logged-in IMAP connection, with the handful of operations the engine needs.
+//! One logged-in IMAP connection: after login every byte is read by [`super::reader`],
+//! parsed by [`super::parse`] and every command written through [`super::encode`].
 //!
-//! Everything the engine sees is our own types; the `imap` crate stays inside this module,
-//! so the wire library can be swapped without touching the engine.
+//! The operations the engine uses live in `ops.rs` and `append.rs`; this file holds the
+//! session itself, the command loop and the handling of untagged responses that may come
+//! at any time (`* NO`, `* BAD`, `[ALERT]`, `* BYE`).
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, FixedOffset};
-use imap::types::Flag;
-use imap_proto::NameAttribute;
-
-use super::error::{ImapError, Kind, from_crate, truncate};
+use super::encode::{Command, Part};
+use super::error::{ImapError, Kind, truncate};
+use super::parse::{self, Code, Response, Status, StatusResp};
+use super::reader::{self, Frame};
 use super::wire::{Timeouts, TlsOptions, Wire};
 use crate::endpoint::Endpoint;
 use crate::event::ConnState;
@@ -30,7 +31,7 @@ pub enum Auth {
     OAuth2(SecretSource),
 }
 
-/// What the server can do that changes how we talk to it.
+/// What the server can do that changes how we talk to it (from its CAPABILITY response).
 #[derive(Debug, Clone, Default)]
 pub struct Caps {
     /// LITERAL+ (any size) — APPENDs can be pipelined without waiting for "+".
@@ -44,12 +45,17 @@ pub struct Caps {
     pub append_limit: Option<u64>,
     /// MULTIAPPEND (RFC 3502): many messages in one APPEND, stored in one transaction.
     pub multiappend: bool,
+    /// BINARY (RFC 3516): `BINARY.PEEK[]` and `~{n}` literals.
+    pub binary: bool,
+    /// LIST-EXTENDED (RFC 5258): `RETURN (...)` options on LIST.
+    pub list_extended: bool,
+    pub utf8_accept: bool,
     /// X-GM-EXT-1: Gmail's X-GM-MSGID identifies a message across folders.
     pub gmail: bool,
 }
 
 impl Caps {
-    fn from_list(caps: &[String]) -> Caps {
+    pub(crate) fn from_list(caps: &[String]) -> Caps {
         let has = |c: &str| caps.iter().any(|x| x.eq_ignore_ascii_case(c));
         Caps {
             literal_plus: has("LITERAL+"),
@@ -58,6 +64,9 @@ impl Caps {
             multiappend: has("MULTIAPPEND"),
             special_use: has("SPECIAL-USE"),
             namespace: has("NAMESPACE"),
+            binary: has("BINARY"),
+            list_extended: has("LIST-EXTENDED"),
+            utf8_accept: has("UTF8=ACCEPT"),
             gmail: has("X-GM-EXT-1"),
             append_limit: caps.iter().find_map(|c| {
                 let (k, v) = c.split_once('=')?;
@@ -71,114 +80,47 @@ impl Caps {
     }
 }
 
-/// A folder as LIST reports it. `name` is the wire (modified UTF-7) name.
-#[derive(Debug, Clone)]
-pub struct ListedFolder {
-    pub name: String,
-    pub delimiter: Option<char>,
-    pub selectable: bool,
-    /// `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`, `\All`, `\Flagged`, `\Important`.
-    pub special_use: Option<String>,
+/// Something the server said that is not an answer to a command: a person should see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub text: String,
 }
 
-/// What SELECT / EXAMINE / STATUS tell about a folder.
-#[derive(Debug, Clone, Default)]
-pub struct FolderInfo {
-    pub exists: u32,
-    pub uid_next: Option<u32>,
-    pub uid_validity: Option<u32>,
-    /// PERMANENTFLAGS; `None` when the server sent none (everything allowed).
-    pub permanent_flags: Option<Vec<String>>,
-}
-
-impl FolderInfo {
-    /// May a message be stored with this flag or keyword?
-    pub fn accepts_flag(&self, flag: &str) -> bool {
-        match &self.permanent_flags {
-            None => true,
-            Some(list) => {
-                flag.starts_with('\\')
-                    || list
-                        .iter()
-                        .any(|f| f == "\\*" || f.eq_ignore_ascii_case(flag))
-            }
-        }
-    }
-}
-
-/// Size, flags and date of one message.
-#[derive(Debug, Clone)]
-pub struct MessageMeta {
-    pub uid: u32,
-    pub size: u64,
-    pub flags: Vec<String>,
-    pub internal_date: Option<DateTime<FixedOffset>>,
-}
-
-/// The header fields that identify a message, as the server returned them.
-#[derive(Debug, Clone)]
-pub struct MessageHeaders {
-    pub uid: u32,
-    pub size: u64,
-    pub headers: Vec<u8>,
-}
-
-/// One message to append.
-pub struct AppendItem<'a> {
-    pub body: &'a [u8],
-    pub flags: &'a [String],
-    pub date: Option<DateTime<FixedOffset>>,
-}
-
-/// The destination's answer to one APPEND.
-#[derive(Debug, Clone)]
-pub enum AppendOutcome {
-    /// Stored; the new UID (for a MULTIAPPEND, the highest of the batch) with UIDPLUS.
-    Stored(Option<u32>),
-    /// NO or BAD for this message alone.
-    Refused(String),
-    /// A MULTIAPPEND was refused as a whole (it is all or nothing): nothing of the batch was
-    /// stored, and which message the server objected to is unknown.
-    BatchRefused(String),
-}
-
-/// What `delete_messages` could do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    Expunged(u64),
-    /// Marked \Deleted but not expunged: other messages were marked too and the server has
-    /// no UIDPLUS.
-    MarkedOnly(u64),
-}
-
-/// APPENDs written but not yet answered.
-#[must_use]
-pub struct Pending {
-    tags: Vec<String>,
-    done: HashMap<String, AppendOutcome>,
-    /// One MULTIAPPEND covering this many messages (under `tags[0]`).
-    multi: Option<usize>,
-}
-
-impl Pending {
-    pub fn len(&self) -> usize {
-        self.tags.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.tags.is_empty()
-    }
+pub enum NoticeKind {
+    /// `[ALERT]` (RFC 3501 §7.1: must be shown to the user).
+    Alert,
+    /// An untagged `* NO`.
+    No,
+    /// An untagged `* BAD`.
+    Bad,
+    /// btsx itself: a message cannot be copied byte-exact (NUL bytes, no BINARY).
+    NotByteExact,
 }
 
 pub struct Session {
-    imap: imap::Session<Wire>,
-    wire: Wire,
-    addr: String,
+    pub(super) wire: Wire,
+    pub(super) addr: String,
     pub caps: Caps,
     next_tag: u64,
+    /// The last response read; its buffer is reused.
+    frame: Frame,
+    notices: Vec<Notice>,
+    /// Where notices go as they arrive; without one they wait in `notices`.
+    on_notice: Option<NoticeFn>,
+    /// LOGOUT was sent: a BYE is the expected answer, not a failure.
+    logging_out: bool,
 }
+
+/// Receives server notices as they arrive (the engine turns them into warning events).
+pub type NoticeFn = Box<dyn FnMut(Notice) + Send>;
 
 /// Send state changes to the caller (connecting, connected, authenticating, authenticated).
 pub type StateFn<'a> = &'a mut dyn FnMut(ConnState);
+
+/// Tagged answers read while other commands were still being written (pipelining).
+pub(super) type Done = HashMap<String, StatusResp>;
 
 impl Session {
     pub fn open(
@@ -192,989 +134,286 @@ impl Session {
         on_state(ConnState::Connecting);
         let (wire, greeting) = Wire::connect(ep, tls, timeouts)?;
         on_state(ConnState::Connected);
-        let mut client = imap::Client::new(wire.clone());
-        // The greeting was read by `Wire::connect`.
-        client.greeting_read = true;
         on_state(ConnState::Authenticating);
-        let session = if greeting.starts_with(b"* PREAUTH") {
+        if greeting.len() >= 9 && greeting[..9].eq_ignore_ascii_case(b"* PREAUTH") {
             return Err(ImapError::new(
                 Kind::Auth,
                 format!("{addr} pre-authenticated the connection; btsx needs a login"),
             ));
-        } else {
-            let caps = client
-                .capabilities()
-                .map_err(|e| from_crate(e, &addr))?
-                .iter()
-                .map(|c| format!("{c:?}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let result = match &creds.auth {
-                Auth::Password(secret) => {
-                    if caps.contains("LOGINDISABLED") {
-                        let plain = PlainAuth {
-                            user: creds.user.clone(),
-                            secret: secret.clone(),
-                        };
-                        client.authenticate("PLAIN", &plain)
-                    } else {
-                        client.login(&creds.user, secret.expose())
-                    }
-                }
-                Auth::OAuth2(source) => {
-                    let token = crate::secret::resolve(source).map_err(|e| {
-                        ImapError::new(Kind::Auth, format!("no OAuth2 token for {addr}: {e}"))
-                    })?;
-                    let mech = if caps.contains("XOAUTH2") {
-                        "XOAUTH2"
-                    } else if caps.contains("OAUTHBEARER") {
-                        "OAUTHBEARER"
-                    } else {
-                        return Err(ImapError::new(
-                            Kind::Auth,
-                            format!(
-                                "{addr} offers neither XOAUTH2 nor OAUTHBEARER; use a password (an app password) instead of a token"
-                            ),
-                        ));
-                    };
-                    let auth = OAuthAuth {
-                        mechanism: mech,
-                        user: creds.user.clone(),
-                        host: ep.host.clone(),
-                        port: ep.port,
-                        token,
-                    };
-                    client.authenticate(mech, &auth)
-                }
-            };
-            match result {
-                Ok(s) => s,
-                Err((e, _)) => {
-                    let e = from_crate(e, &addr);
-                    // RFC 5530: the server cannot check credentials right now; try again.
-                    if e.message.to_ascii_uppercase().contains("[UNAVAILABLE]") {
-                        return Err(ImapError::new(
-                            Kind::Dropped,
-                            format!(
-                                "{addr} cannot log anyone in right now: {}",
-                                truncate(&e.message, 120)
-                            ),
-                        ));
-                    }
-                    if matches!(e.kind, Kind::No | Kind::Bad | Kind::OverQuota) {
-                        return Err(ImapError::new(
-                            Kind::Auth,
-                            format!(
-                                "authentication failed for '{}' at {addr}: {} (check the user name and password)",
-                                creds.user,
-                                truncate(&e.message, 120)
-                            ),
-                        ));
-                    }
-                    return Err(e);
-                }
-            }
-        };
-        on_state(ConnState::Authenticated);
+        }
         let mut s = Session {
-            imap: session,
             wire,
             addr,
             caps: Caps::default(),
             next_tag: 0,
+            frame: Frame::default(),
+            notices: Vec::new(),
+            on_notice: None,
+            logging_out: false,
         };
+        let before = s.capability_list()?;
+        super::login::login(&s.wire, ep, creds, &before)?;
+        on_state(ConnState::Authenticated);
         let caps = s.capability_list()?;
         s.caps = Caps::from_list(&caps);
         Ok(s)
-    }
-
-    fn err(&self, e: imap::Error) -> ImapError {
-        from_crate(e, &self.addr)
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    fn capability_list(&mut self) -> Result<Vec<String>, ImapError> {
-        let lines = self.raw("CAPABILITY")?;
-        Ok(lines
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .filter_map(|l| l.strip_prefix("* CAPABILITY ").map(str::to_string))
-            .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-            .collect())
+    /// What the server said outside the answers to commands since the last call: `[ALERT]`
+    /// texts and untagged NO/BAD. The engine emits them as warnings.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
-    /// Run a simple command (no literals sent) on our own path and return its untagged
-    /// lines. For responses the crate's parser does not know (NAMESPACE, ESEARCH …): an
-    /// unknown untagged line would desynchronise its session.
-    fn raw(&mut self, cmd: &str) -> Result<Vec<Vec<u8>>, ImapError> {
-        let tag = self.tag();
-        self.write(format!("{tag} {cmd}\r\n").as_bytes())?;
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        let mut lines = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.wire
-                .read_line(&mut line)
-                .map_err(|e| ImapError::io(e, &self.addr))?;
-            while let Some(n) = trailing_literal(&line) {
-                self.wire
-                    .read_exact_into(&mut line, n)
-                    .and_then(|_| self.wire.read_line(&mut line))
-                    .map_err(|e| ImapError::io(e, &self.addr))?;
-            }
-            if let Some(done) = self.completion(&line, &tag) {
-                return done.map(|()| lines);
-            }
-            lines.push(line);
+    /// Hand every notice to `f` from now on (those already received first).
+    pub fn on_notice(&mut self, mut f: NoticeFn) {
+        for n in self.notices.drain(..) {
+            f(n);
         }
+        self.on_notice = Some(f);
     }
 
-    /// The personal namespace: (prefix, separator).
-    pub fn personal_namespace(&mut self) -> Result<Option<(String, Option<char>)>, ImapError> {
-        if !self.caps.namespace {
-            return Ok(None);
-        }
-        let lines = self.raw("NAMESPACE")?;
-        Ok(lines
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .find_map(|l| l.strip_prefix("* NAMESPACE ").map(str::to_string))
-            .and_then(|l| parse_personal_namespace(&l)))
-    }
-
-    pub fn list(&mut self) -> Result<Vec<ListedFolder>, ImapError> {
-        // The crate inserts the pattern verbatim, which lets us add the RFC 6154 return option.
-        let pattern = if self.caps.special_use {
-            "\"*\" RETURN (SPECIAL-USE)"
-        } else {
-            "\"*\""
+    pub(super) fn notice(&mut self, kind: NoticeKind, text: &str) {
+        let n = Notice {
+            kind,
+            text: text.to_string(),
         };
-        let names = self
-            .imap
-            .list(Some(""), Some(pattern))
-            .map_err(|e| from_crate(e, &self.addr))?;
-        let mut out = Vec::new();
-        for n in names.iter() {
-            let mut selectable = true;
-            let mut special_use = None;
-            for a in n.attributes() {
-                match a {
-                    NameAttribute::NoSelect => selectable = false,
-                    NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent") => {
-                        selectable = false
-                    }
-                    // RFC 8457; Gmail's "Important" view.
-                    NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\Important") => {
-                        special_use = Some("\\Important".to_string())
-                    }
-                    NameAttribute::All => special_use = Some("\\All".to_string()),
-                    NameAttribute::Archive => special_use = Some("\\Archive".to_string()),
-                    NameAttribute::Drafts => special_use = Some("\\Drafts".to_string()),
-                    NameAttribute::Flagged => special_use = Some("\\Flagged".to_string()),
-                    NameAttribute::Junk => special_use = Some("\\Junk".to_string()),
-                    NameAttribute::Sent => special_use = Some("\\Sent".to_string()),
-                    NameAttribute::Trash => special_use = Some("\\Trash".to_string()),
-                    _ => {}
-                }
+        match self.on_notice.as_mut() {
+            Some(f) => f(n),
+            None => self.notices.push(n),
+        }
+    }
+
+    fn capability_list(&mut self) -> Result<Vec<String>, ImapError> {
+        let mut caps = Vec::new();
+        let done = self.run(Command::new("CAPABILITY"), None, |r| {
+            if let Response::Capability(c) = r {
+                caps.extend(c);
             }
-            out.push(ListedFolder {
-                name: n.name().to_string(),
-                delimiter: n.delimiter().and_then(|d| d.chars().next()),
-                selectable,
-                special_use,
-            });
+        })?;
+        if caps.is_empty()
+            && let Some(Code::Capability(c)) = done.code
+        {
+            caps = c;
         }
-        Ok(out)
+        Ok(caps)
     }
 
-    /// Wire names of the subscribed folders.
-    pub fn subscribed(&mut self) -> Result<Vec<String>, ImapError> {
-        let names = self
-            .imap
-            .lsub(Some(""), Some("\"*\""))
-            .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(names.iter().map(|n| n.name().to_string()).collect())
-    }
-
-    pub fn status(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
-        let m = self
-            .imap
-            .status(name, "(MESSAGES UIDNEXT UIDVALIDITY)")
-            .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(FolderInfo {
-            exists: m.exists,
-            uid_next: m.uid_next,
-            uid_validity: m.uid_validity,
-            permanent_flags: None,
-        })
-    }
-
-    /// Open read-only: migrate never changes the source.
-    pub fn examine(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
-        let m = self.imap.examine(name).map_err(|e| self.err(e))?;
-        Ok(folder_info(&m))
-    }
-
-    pub fn select(&mut self, name: &str) -> Result<FolderInfo, ImapError> {
-        let m = self.imap.select(name).map_err(|e| self.err(e))?;
-        Ok(folder_info(&m))
-    }
-
-    /// The UIDs ≥ `from_uid`, ascending: 4 bytes a message, so a folder can then be walked
-    /// in windows. Read on our own path, line by line.
-    pub fn uids_from(&mut self, from_uid: u32) -> Result<Vec<u32>, ImapError> {
-        let from = from_uid.max(1);
-        let tag = self.tag();
-        self.write(format!("{tag} UID FETCH {from}:* (UID)\r\n").as_bytes())?;
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        let mut out = Vec::new();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            self.wire
-                .read_line(&mut line)
-                .map_err(|e| ImapError::io(e, &self.addr))?;
-            while let Some(n) = trailing_literal(&line) {
-                let mut skip = Vec::new();
-                self.wire
-                    .read_exact_into(&mut skip, n)
-                    .and_then(|_| self.wire.read_line(&mut line))
-                    .map_err(|e| ImapError::io(e, &self.addr))?;
-            }
-            if let Some(done) = self.completion(&line, &tag) {
-                done?;
-                break;
-            }
-            if line.windows(7).any(|w| w.eq_ignore_ascii_case(b" FETCH ")) {
-                // "N:*" also matches the highest UID when it is below N.
-                if let Some(uid) = find_uid(&line).filter(|u| *u >= from) {
-                    out.push(uid);
-                }
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-
-    /// UID, size, flags and date of the messages in a UID set, in UID order.
-    pub fn fetch_meta_set(&mut self, uids: &str) -> Result<Vec<MessageMeta>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let fetches = self
-            .imap
-            .uid_fetch(uids, "(UID RFC822.SIZE FLAGS INTERNALDATE)")
-            .map_err(|e| from_crate(e, &self.addr))?;
-        let mut out: Vec<MessageMeta> = fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MessageMeta {
-                    uid: f.uid?,
-                    size: f.size.map(u64::from).unwrap_or(0),
-                    flags: f.flags().iter().filter_map(flag_name).collect(),
-                    internal_date: f.internal_date(),
-                })
-            })
-            .collect();
-        out.sort_by_key(|m| m.uid);
-        Ok(out)
-    }
-
-    /// The identifying header fields (see [`crate::index`]) of the messages in `uids`.
-    pub fn fetch_headers(&mut self, uids: &str) -> Result<Vec<MessageHeaders>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let fetches = self
-            .imap
-            .uid_fetch(uids, header_query())
-            .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(headers_of(&fetches))
-    }
-
-    /// Like [`Session::fetch_headers`], by sequence numbers (for chunking a whole folder).
-    pub fn fetch_headers_seq(&mut self, seqs: &str) -> Result<Vec<MessageHeaders>, ImapError> {
-        let fetches = self
-            .imap
-            .fetch(seqs, header_query())
-            .map_err(|e| from_crate(e, &self.addr))?;
-        Ok(headers_of(&fetches))
-    }
-
-    /// Fetch whole messages on our own path: the crate re-parses a response from its start
-    /// after every line, which costs more CPU than the copy itself on big literals. Bodies land
-    /// in one buffer sized from the literal lengths (a huge message costs its size once).
-    ///
-    /// `buf` is reused (cleared) so a worker keeps one batch-sized allocation rather than
-    /// churning the allocator; `expected` (the sizes from the scan) presizes it.
-    pub fn fetch_bodies(
-        &mut self,
-        uids: &str,
-        mut buf: Vec<u8>,
-        expected: usize,
-    ) -> Result<Bodies, ImapError> {
-        let tag = self.tag();
-        self.write(format!("{tag} UID FETCH {uids} (UID BODY.PEEK[])\r\n").as_bytes())?;
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        let io = |e| ImapError::io(e, &self.addr);
-        buf.clear();
-        buf.reserve_exact(expected);
-        let mut data = buf;
-        let mut items = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.wire.read_line(&mut line).map_err(io)?;
-            if let Some(done) = self.completion(&line, &tag) {
-                return done.map(|()| Bodies { data, items });
-            }
-            // "* N FETCH (UID x BODY[] {n}" literal ")" — UID may come before or after.
-            let mut uid = find_uid(&line);
-            let mut body: Option<(usize, usize)> = None;
-            while let Some(n) = trailing_literal(&line) {
-                let is_body = line_ends_with_body_literal(&line);
-                let start = data.len();
-                if is_body {
-                    data.reserve_exact(n);
-                    self.wire.read_exact_into(&mut data, n).map_err(io)?;
-                    body = Some((start, n));
-                } else {
-                    let mut skip = Vec::new();
-                    self.wire.read_exact_into(&mut skip, n).map_err(io)?;
-                }
-                line.clear();
-                self.wire.read_line(&mut line).map_err(io)?;
-                if uid.is_none() {
-                    uid = find_uid(&line);
-                }
-            }
-            if let (Some(uid), Some((start, len))) = (uid, body) {
-                items.push((uid, start, len));
-            }
-        }
-    }
-
-    /// Delete `uids` from `folder` (opened read-write for this): mark \Deleted, then
-    /// UID EXPUNGE with UIDPLUS; without it, EXPUNGE only when no other message is marked
-    /// \Deleted (a plain EXPUNGE would take the user's own marked messages too).
-    /// Returns how many were expunged.
-    pub fn delete_messages(
-        &mut self,
-        folder: &str,
-        uids: &[u32],
-    ) -> Result<DeleteOutcome, ImapError> {
-        if uids.is_empty() {
-            return Ok(DeleteOutcome::Expunged(0));
-        }
-        self.imap
-            .select(folder)
-            .map_err(|e| from_crate(e, &self.addr))?;
-        let mut sorted = uids.to_vec();
-        sorted.sort_unstable();
-        for chunk in sorted.chunks(1000) {
-            let set = crate::engine::uid_set(chunk.iter().copied());
-            self.imap
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .map_err(|e| from_crate(e, &self.addr))?;
-        }
-        if self.caps.uidplus {
-            let mut n = 0;
-            for chunk in sorted.chunks(1000) {
-                let set = crate::engine::uid_set(chunk.iter().copied());
-                let d = self
-                    .imap
-                    .uid_expunge(&set)
-                    .map_err(|e| from_crate(e, &self.addr))?;
-                n += d.seqs().count() as u64;
-            }
-            return Ok(DeleteOutcome::Expunged(n));
-        }
-        let marked = self
-            .imap
-            .uid_search("DELETED")
-            .map_err(|e| from_crate(e, &self.addr))?;
-        let ours: std::collections::HashSet<u32> = sorted.iter().copied().collect();
-        if marked.iter().all(|u| ours.contains(u)) {
-            let d = self.imap.expunge().map_err(|e| from_crate(e, &self.addr))?;
-            Ok(DeleteOutcome::Expunged(d.seqs().count() as u64))
-        } else {
-            Ok(DeleteOutcome::MarkedOnly(sorted.len() as u64))
-        }
-    }
-
-    pub fn create(&mut self, name: &str) -> Result<(), ImapError> {
-        match self.imap.create(name) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = self.err(e);
-                let lower = e.message.to_ascii_lowercase();
-                if e.kind == Kind::No
-                    && (lower.contains("alreadyexists") || lower.contains("already exists"))
-                {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    pub fn subscribe(&mut self, name: &str) -> Result<(), ImapError> {
-        self.imap.subscribe(name).map_err(|e| self.err(e))
-    }
-
-    pub fn unsubscribe(&mut self, name: &str) -> Result<(), ImapError> {
-        self.imap.unsubscribe(name).map_err(|e| self.err(e))
-    }
-
-    pub fn logout(mut self) {
-        let _ = self.imap.logout();
-    }
-
-    /// Drop a session that is out of step; nothing more is read from it.
-    pub fn abandon(self) {
-        self.wire.shutdown();
-    }
-
-    /// Is `line` the end of the command tagged `tag` (its OK, NO or BAD), or a BYE? `None`
-    /// for any other line.
-    fn completion(&self, line: &[u8], tag: &str) -> Option<Result<(), ImapError>> {
-        if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
-            let text = String::from_utf8_lossy(&line[tag.len() + 1..])
-                .trim_end()
-                .to_string();
-            let (status, info) = text.split_once(' ').unwrap_or((&text, ""));
-            return Some(match status.to_ascii_uppercase().as_str() {
-                "OK" => Ok(()),
-                "NO" => Err(ImapError::new(Kind::No, info.to_string())),
-                _ => Err(ImapError::new(Kind::Bad, info.to_string())),
-            });
-        }
-        if line.starts_with(b"* BYE") {
-            return Some(Err(ImapError::new(
-                Kind::Dropped,
-                format!(
-                    "{} closed the session: {}",
-                    self.addr,
-                    String::from_utf8_lossy(&line[5..]).trim()
-                ),
-            )));
-        }
-        None
-    }
-
-    fn tag(&mut self) -> String {
+    pub(super) fn tag(&mut self) -> String {
         self.next_tag += 1;
         format!("B{}", self.next_tag)
     }
 
-    /// Write APPENDs for `items` into `mailbox` (wire name). With LITERAL+ nothing is read
-    /// until [`Session::append_finish`], so the server works while we fetch the next batch.
-    pub fn append_send(
+    /// Read and parse the next response and hand it to `f`. Untagged NO/BAD and `[ALERT]`
+    /// are noted on the way; a BYE ends the session with a recoverable error.
+    pub(super) fn next<R>(
         &mut self,
-        mailbox: &str,
-        items: &[AppendItem<'_>],
-    ) -> Result<Pending, ImapError> {
-        if items.len() > 1 && self.caps.multiappend && self.caps.literal_plus {
-            return self.multiappend_send(mailbox, items);
-        }
-        let mut pending = Pending {
-            tags: Vec::with_capacity(items.len()),
-            done: HashMap::new(),
-            multi: None,
+        sink: Option<&mut Vec<u8>>,
+        f: impl FnOnce(Response<'_>) -> R,
+    ) -> Result<R, ImapError> {
+        let mut frame = std::mem::take(&mut self.frame);
+        let out = match reader::read_frame(&mut &self.wire, &mut frame, sink, &self.addr) {
+            Err(e) => Err(e),
+            Ok(()) => match parse::parse(&frame) {
+                Err(parse::ParseError(why)) => Err(ImapError::new(
+                    Kind::Protocol,
+                    format!(
+                        "unreadable response from {}: {why}: '{}'; starting a new session",
+                        self.addr,
+                        truncate(&String::from_utf8_lossy(frame.bytes()), 100).trim_end()
+                    ),
+                )),
+                Ok(r) => self.screen(&r).map(|()| f(r)),
+            },
         };
-        let mbox = astring(mailbox);
-        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-        for item in items {
-            let tag = self.tag();
-            let (flags, date) = append_args(item);
-            let n = item.body.len();
-            let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
-            let plus = if sync { "" } else { "+" };
-            out.extend_from_slice(
-                format!("{tag} APPEND {mbox} ({flags}){date} {{{n}{plus}}}\r\n").as_bytes(),
-            );
-            if sync {
-                self.write(&out)?;
-                out.clear();
-                self.wait_continuation(&tag, &mut pending)?;
-                if pending.done.contains_key(&tag) {
-                    // Refused before the literal was sent (e.g. too large).
-                    pending.tags.push(tag);
-                    continue;
-                }
-            }
-            if out.len() + n > 256 * 1024 {
-                self.write(&out)?;
-                out.clear();
-                self.write(item.body)?;
-            } else {
-                out.extend_from_slice(item.body);
-            }
-            out.extend_from_slice(b"\r\n");
-            pending.tags.push(tag);
+        // A huge header response should not pin its memory for the session's life.
+        if frame.bytes().len() > 1 << 20 {
+            frame = Frame::default();
         }
-        self.write(&out)?;
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        Ok(pending)
+        self.frame = frame;
+        out
     }
 
-    /// One APPEND carrying every message (RFC 3502 with LITERAL+): the server stores the
-    /// batch in one transaction, several times faster than one APPEND per message.
-    fn multiappend_send(
+    /// Note what a person must see; end on BYE.
+    fn screen(&mut self, r: &Response<'_>) -> Result<(), ImapError> {
+        let (Response::Untagged(s) | Response::Tagged(_, s)) = r else {
+            return Ok(());
+        };
+        let untagged = matches!(r, Response::Untagged(_));
+        if s.code == Some(Code::Alert) {
+            self.notice(NoticeKind::Alert, &s.text);
+        } else if untagged && s.status == Status::No {
+            self.notice(NoticeKind::No, &s.text);
+        } else if untagged && s.status == Status::Bad {
+            self.notice(NoticeKind::Bad, &s.text);
+        }
+        if untagged && s.status == Status::Bye && !self.logging_out {
+            return Err(ImapError::from_status(s, &self.addr));
+        }
+        Ok(())
+    }
+
+    /// Send `cmd` and read up to its tagged answer, handing every untagged response to `on`.
+    /// NO and BAD are errors.
+    pub(super) fn run(
         &mut self,
-        mailbox: &str,
-        items: &[AppendItem<'_>],
-    ) -> Result<Pending, ImapError> {
+        cmd: Command<'_>,
+        sink: Option<&mut Vec<u8>>,
+        on: impl FnMut(Response<'_>),
+    ) -> Result<StatusResp, ImapError> {
+        let r = self.run_status(cmd, sink, on)?;
+        if r.status == Status::Ok {
+            Ok(r)
+        } else {
+            Err(ImapError::from_status(&r, &self.addr))
+        }
+    }
+
+    /// Like [`Session::run`], but NO and BAD are returned as answers.
+    pub(super) fn run_status(
+        &mut self,
+        cmd: Command<'_>,
+        sink: Option<&mut Vec<u8>>,
+        mut on: impl FnMut(Response<'_>),
+    ) -> Result<StatusResp, ImapError> {
         let tag = self.tag();
-        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-        out.extend_from_slice(format!("{tag} APPEND {}", astring(mailbox)).as_bytes());
-        for item in items {
-            let (flags, date) = append_args(item);
-            let n = item.body.len();
-            out.extend_from_slice(format!(" ({flags}){date} {{{n}+}}\r\n").as_bytes());
-            if out.len() + n > 256 * 1024 {
-                self.write(&out)?;
-                out.clear();
-                self.write(item.body)?;
-            } else {
-                out.extend_from_slice(item.body);
+        let mut out = Vec::new();
+        let mut done = Done::new();
+        self.send(&tag, cmd, &mut out, &mut done, &mut on)?;
+        self.write(&out)?;
+        self.flush()?;
+        if let Some(r) = done.remove(&tag) {
+            return Ok(r);
+        }
+        self.read_until(&tag, sink, &mut done, &mut on)?;
+        done.remove(&tag)
+            .ok_or_else(|| ImapError::new(Kind::Protocol, "answer lost"))
+    }
+
+    /// Read responses until the one tagged `tag`; other tags' answers go into `done`.
+    pub(super) fn read_until(
+        &mut self,
+        tag: &str,
+        mut sink: Option<&mut Vec<u8>>,
+        done: &mut Done,
+        on: &mut dyn FnMut(Response<'_>),
+    ) -> Result<(), ImapError> {
+        let addr = self.addr.clone();
+        while !done.contains_key(tag) {
+            self.next(sink.as_deref_mut(), |r| match r {
+                Response::Tagged(t, s) => {
+                    done.insert(t, s);
+                    Ok(())
+                }
+                Response::Continue(_) => Err(ImapError::new(
+                    Kind::Protocol,
+                    format!("{addr}: unexpected continuation request"),
+                )),
+                other => {
+                    on(other);
+                    Ok(())
+                }
+            })??;
+        }
+        Ok(())
+    }
+
+    /// Write `tag cmd` into `out` (written to the wire as it fills). A literal the server
+    /// must acknowledge first (no LITERAL+) is announced with `{n}` and sent after its `+`;
+    /// if the server answers the command instead, the rest is not sent and the answer is
+    /// in `done`.
+    pub(super) fn send(
+        &mut self,
+        tag: &str,
+        cmd: Command<'_>,
+        out: &mut Vec<u8>,
+        done: &mut Done,
+        on: &mut dyn FnMut(Response<'_>),
+    ) -> Result<(), ImapError> {
+        out.extend_from_slice(tag.as_bytes());
+        out.push(b' ');
+        for part in cmd.into_parts() {
+            match part {
+                Part::Text(t) => out.extend_from_slice(&t),
+                Part::Literal(data, binary) => {
+                    let n = data.len();
+                    let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
+                    let tilde = if binary { "~" } else { "" };
+                    let plus = if sync { "" } else { "+" };
+                    out.extend_from_slice(format!("{tilde}{{{n}{plus}}}\r\n").as_bytes());
+                    if sync {
+                        self.write(out)?;
+                        out.clear();
+                        self.flush()?;
+                        if !self.wait_continuation(tag, done, on)? {
+                            return Ok(());
+                        }
+                    }
+                    // Big bodies go straight to the wire rather than through `out`.
+                    if out.len() + n > 256 * 1024 {
+                        self.write(out)?;
+                        out.clear();
+                        self.write(&data)?;
+                    } else {
+                        out.extend_from_slice(&data);
+                    }
+                }
             }
         }
         out.extend_from_slice(b"\r\n");
-        self.write(&out)?;
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        Ok(Pending {
-            tags: vec![tag],
-            done: HashMap::new(),
-            multi: Some(items.len()),
-        })
+        Ok(())
     }
 
-    /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
-    pub fn append_finish(&mut self, mut pending: Pending) -> Result<Vec<AppendOutcome>, ImapError> {
-        if let Some(n) = pending.multi {
-            let tag = pending.tags[0].clone();
-            while !pending.done.contains_key(&tag) {
-                self.read_response_line(&mut pending, None)?;
+    /// Wait for "+"; false when the command `tag` was answered instead.
+    fn wait_continuation(
+        &mut self,
+        tag: &str,
+        done: &mut Done,
+        on: &mut dyn FnMut(Response<'_>),
+    ) -> Result<bool, ImapError> {
+        loop {
+            let got_plus = self.next(None, |r| match r {
+                Response::Continue(_) => true,
+                Response::Tagged(t, s) => {
+                    done.insert(t, s);
+                    false
+                }
+                other => {
+                    on(other);
+                    false
+                }
+            })?;
+            if got_plus {
+                return Ok(true);
             }
-            let outcome = match pending.done.remove(&tag) {
-                Some(AppendOutcome::Refused(why)) => AppendOutcome::BatchRefused(why),
-                Some(o) => o,
-                None => AppendOutcome::BatchRefused("no answer".into()),
-            };
-            return Ok(vec![outcome; n]);
-        }
-        let wanted: Vec<String> = pending.tags.clone();
-        for tag in &wanted {
-            while !pending.done.contains_key(tag) {
-                self.read_response_line(&mut pending, None)?;
+            if done.contains_key(tag) {
+                return Ok(false);
             }
         }
-        Ok(wanted
-            .iter()
-            .map(|t| {
-                pending
-                    .done
-                    .remove(t)
-                    .unwrap_or(AppendOutcome::Refused("no answer".into()))
-            })
-            .collect())
     }
 
-    fn write(&self, data: &[u8]) -> Result<(), ImapError> {
+    pub(super) fn write(&self, data: &[u8]) -> Result<(), ImapError> {
         self.wire
             .write_all(data)
             .map_err(|e| ImapError::io(e, &self.addr))
     }
 
-    fn wait_continuation(&mut self, tag: &str, pending: &mut Pending) -> Result<(), ImapError> {
-        self.wire
-            .flush()
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        loop {
-            if self.read_response_line(pending, Some(tag))? {
-                return Ok(());
-            }
-            if pending.done.contains_key(tag) {
-                return Ok(());
-            }
-        }
+    pub(super) fn flush(&self) -> Result<(), ImapError> {
+        self.wire.flush().map_err(|e| ImapError::io(e, &self.addr))
     }
 
-    /// Read one response. Returns true for a continuation ("+") when `want_cont` is set.
-    fn read_response_line(
-        &mut self,
-        pending: &mut Pending,
-        want_cont: Option<&str>,
-    ) -> Result<bool, ImapError> {
-        let mut line = Vec::new();
-        self.wire
-            .read_line(&mut line)
-            .map_err(|e| ImapError::io(e, &self.addr))?;
-        // An untagged response may carry literals; skip them whole.
-        while let Some(n) = trailing_literal(&line) {
-            line.clear();
-            let mut sink = Vec::new();
-            self.wire
-                .read_exact_into(&mut sink, n)
-                .map_err(|e| ImapError::io(e, &self.addr))?;
-            self.wire
-                .read_line(&mut line)
-                .map_err(|e| ImapError::io(e, &self.addr))?;
-        }
-        if line.starts_with(b"+") {
-            if want_cont.is_some() {
-                return Ok(true);
-            }
-            return Err(ImapError::new(
-                Kind::Protocol,
-                format!("{}: unexpected continuation request", self.addr),
-            ));
-        }
-        if line.starts_with(b"* BYE") {
-            return Err(ImapError::new(
-                Kind::Dropped,
-                format!(
-                    "{} closed the session: {}",
-                    self.addr,
-                    String::from_utf8_lossy(&line[5..]).trim()
-                ),
-            ));
-        }
-        if line.starts_with(b"*") {
-            return Ok(false);
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end();
-        let (tag, rest) = text.split_once(' ').unwrap_or((text, ""));
-        if !tag.starts_with('B') {
-            return Err(ImapError::new(
-                Kind::Protocol,
-                format!(
-                    "{}: unexpected response '{}'",
-                    self.addr,
-                    truncate(text, 80)
-                ),
-            ));
-        }
-        let (status, info) = rest.split_once(' ').unwrap_or((rest, ""));
-        let outcome = if status.eq_ignore_ascii_case("OK") {
-            AppendOutcome::Stored(parse_appenduid(info))
-        } else if info.to_ascii_uppercase().contains("OVERQUOTA")
-            || info.to_ascii_lowercase().contains("quota exceeded")
-        {
-            return Err(ImapError::new(
-                Kind::OverQuota,
-                format!(
-                    "the destination {} is over quota: {}",
-                    self.addr,
-                    truncate(info, 120)
-                ),
-            ));
-        } else {
-            AppendOutcome::Refused(truncate(info, 200))
-        };
-        pending.done.insert(tag.to_string(), outcome);
-        Ok(false)
+    pub fn logout(mut self) {
+        self.logging_out = true;
+        let _ = self.run_status(Command::new("LOGOUT"), None, |_| {});
     }
 
-    /// Gmail (`X-GM-EXT-1`): (UID, X-GM-MSGID) of the messages in `set` (UIDs when `by_uid`,
-    /// else sequence numbers). The id is the same in every folder a message is in. Read on
-    /// our own path: the crate does not know the item.
-    pub fn gmail_ids(&mut self, set: &str, by_uid: bool) -> Result<Vec<(u32, u64)>, ImapError> {
-        let cmd = if by_uid { "UID FETCH" } else { "FETCH" };
-        let lines = self.raw(&format!("{cmd} {set} (UID X-GM-MSGID)"))?;
-        Ok(lines.iter().filter_map(|l| parse_gmail_id(l)).collect())
-    }
-
-    /// Gmail (`X-GM-EXT-1`): the UIDs in `uids` whose X-GM-LABELS hold `\Important` (Gmail
-    /// shows "important" as a label, not as a keyword).
-    pub fn gmail_important(&mut self, uids: &str) -> Result<Vec<u32>, ImapError> {
-        let lines = self.raw(&format!("UID FETCH {uids} (UID X-GM-LABELS)"))?;
-        Ok(lines
-            .iter()
-            .filter(|l| has_important_label(l))
-            .filter_map(|l| find_uid(l))
-            .collect())
-    }
-}
-
-/// `* 1 FETCH (UID 5 X-GM-LABELS (\Inbox \Important "a label"))`: a `\Important` atom in the
-/// label list (a user label's name is quoted or a literal, so it cannot be one).
-fn has_important_label(line: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(line).to_ascii_uppercase();
-    let Some(at) = text.find("X-GM-LABELS (") else {
-        return false;
-    };
-    let mut quoted = false;
-    let mut escaped = false;
-    let list = &text[at + "X-GM-LABELS (".len()..];
-    for (i, c) in list.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ')' if !quoted => return false,
-            '\\' if list[i..].starts_with("\\IMPORTANT")
-                && !list[i + 10..].starts_with(|c: char| c.is_ascii_alphanumeric()) =>
-            {
-                return true;
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
-/// `* 3 FETCH (UID 7 X-GM-MSGID 1278455344230334865)` → (7, 1278455344230334865).
-fn parse_gmail_id(line: &[u8]) -> Option<(u32, u64)> {
-    let text = std::str::from_utf8(line).ok()?;
-    let upper = text.to_ascii_uppercase();
-    if !upper.contains(" FETCH ") {
-        return None;
-    }
-    let at = upper.find("X-GM-MSGID ")? + "X-GM-MSGID ".len();
-    let digits: String = text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((find_uid(line)?, digits.parse().ok()?))
-}
-
-/// A fetched batch of bodies, all in one buffer.
-pub struct Bodies {
-    data: Vec<u8>,
-    items: Vec<(u32, usize, usize)>,
-}
-
-impl Bodies {
-    /// Give the buffer back for the next batch.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.data
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8])> {
-        self.items
-            .iter()
-            .map(|&(uid, start, len)| (uid, &self.data[start..start + len]))
-    }
-}
-
-/// "UID 123" anywhere in a FETCH line.
-fn find_uid(line: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(line).ok()?;
-    let upper = text.to_ascii_uppercase();
-    let mut from = 0;
-    while let Some(i) = upper[from..].find("UID ") {
-        let at = from + i;
-        // Not part of a longer word such as "XUID".
-        let boundary = at == 0 || !upper.as_bytes()[at - 1].is_ascii_alphanumeric();
-        let digits: String = text[at + 4..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if boundary && !digits.is_empty() {
-            return digits.parse().ok();
-        }
-        from = at + 4;
-    }
-    None
-}
-
-/// Does this line end with the `BODY[] {n}` literal (as opposed to some other item's)?
-fn line_ends_with_body_literal(line: &[u8]) -> bool {
-    let Some(open) = line.iter().rposition(|&b| b == b'{') else {
-        return false;
-    };
-    let before = String::from_utf8_lossy(&line[..open]).to_ascii_uppercase();
-    before.trim_end().ends_with("BODY[]")
-}
-
-fn header_query() -> String {
-    format!(
-        "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({})])",
-        crate::index::KEY_HEADERS.join(" ")
-    )
-}
-
-fn headers_of(fetches: &imap::types::Fetches) -> Vec<MessageHeaders> {
-    fetches
-        .iter()
-        .filter_map(|f| {
-            Some(MessageHeaders {
-                uid: f.uid?,
-                size: f.size.map(u64::from).unwrap_or(0),
-                headers: f.header().unwrap_or_default().to_vec(),
-            })
-        })
-        .collect()
-}
-
-fn folder_info(m: &imap::types::Mailbox) -> FolderInfo {
-    FolderInfo {
-        exists: m.exists,
-        uid_next: m.uid_next,
-        uid_validity: m.uid_validity,
-        permanent_flags: if m.permanent_flags.is_empty() {
-            None
-        } else {
-            Some(
-                m.permanent_flags
-                    .iter()
-                    .filter_map(|f| match f {
-                        Flag::MayCreate => Some("\\*".to_string()),
-                        other => flag_name(other),
-                    })
-                    .collect(),
-            )
-        },
-    }
-}
-
-fn flag_name(f: &Flag<'_>) -> Option<String> {
-    Some(match f {
-        Flag::Seen => "\\Seen".into(),
-        Flag::Answered => "\\Answered".into(),
-        Flag::Flagged => "\\Flagged".into(),
-        Flag::Deleted => "\\Deleted".into(),
-        Flag::Draft => "\\Draft".into(),
-        Flag::Recent => return None,
-        Flag::MayCreate => return None,
-        Flag::Custom(c) => c.to_string(),
-        _ => return None,
-    })
-}
-
-/// Quote a mailbox name for a command we write ourselves (the crate's APPEND does not
-/// escape `"` and `\`).
-pub fn astring(name: &str) -> String {
-    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-fn trailing_literal(line: &[u8]) -> Option<usize> {
-    let l = line
-        .strip_suffix(b"\r\n")
-        .or_else(|| line.strip_suffix(b"\n"))?;
-    let l = l.strip_suffix(b"}")?;
-    let open = l.iter().rposition(|&b| b == b'{')?;
-    let num = std::str::from_utf8(&l[open + 1..]).ok()?;
-    num.trim_end_matches('+').parse().ok()
-}
-
-/// The new UID from `[APPENDUID validity uid-set]`; for a set (MULTIAPPEND), the highest.
-fn parse_appenduid(info: &str) -> Option<u32> {
-    let i = info.to_ascii_uppercase().find("[APPENDUID ")?;
-    let rest = &info[i + "[APPENDUID ".len()..];
-    let end = rest.find(']')?;
-    let mut parts = rest[..end].split_whitespace();
-    let _validity = parts.next()?;
-    parts
-        .next()?
-        .split([',', ':'])
-        .filter_map(|u| u.parse::<u32>().ok())
-        .max()
-}
-
-/// The flag list and date-time of an APPEND (never \Recent).
-fn append_args(item: &AppendItem<'_>) -> (String, String) {
-    let flags = item
-        .flags
-        .iter()
-        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let date = item
-        .date
-        .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
-        .unwrap_or_default();
-    (flags, date)
-}
-
-/// `(("" "/")) NIL NIL` → the first personal namespace.
-fn parse_personal_namespace(s: &str) -> Option<(String, Option<char>)> {
-    let s = s.trim_start();
-    let s = s.strip_prefix("((")?;
-    let (prefix, rest) = parse_quoted(s)?;
-    let rest = rest.trim_start();
-    let sep = if rest.starts_with("NIL") || rest.starts_with("nil") {
-        None
-    } else {
-        parse_quoted(rest).and_then(|(d, _)| d.chars().next())
-    };
-    Some((prefix, sep))
-}
-
-fn parse_quoted(s: &str) -> Option<(String, &str)> {
-    let s = s.strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?.1),
-            '"' => return Some((out, &s[i + 1..])),
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-struct OAuthAuth {
-    mechanism: &'static str,
-    user: String,
-    host: String,
-    port: u16,
-    token: Secret,
-}
-
-impl imap::Authenticator for OAuthAuth {
-    type Response = Vec<u8>;
-    fn process(&self, challenge: &[u8]) -> Self::Response {
-        // A non-empty challenge after our response is the server's error report (JSON);
-        // answering with an empty response lets it finish with NO.
-        if !challenge.is_empty() {
-            return Vec::new();
-        }
-        let t = self.token.expose();
-        match self.mechanism {
-            "XOAUTH2" => format!("user={}\x01auth=Bearer {t}\x01\x01", self.user).into_bytes(),
-            _ => format!(
-                "n,a={},\x01host={}\x01port={}\x01auth=Bearer {t}\x01\x01",
-                self.user, self.host, self.port
-            )
-            .into_bytes(),
-        }
-    }
-}
-
-struct PlainAuth {
-    user: String,
-    secret: Secret,
-}
-
-impl imap::Authenticator for PlainAuth {
-    type Response = Vec<u8>;
-    fn process(&self, _challenge: &[u8]) -> Self::Response {
-        let mut v = Vec::new();
-        v.push(0);
-        v.extend_from_slice(self.user.as_bytes());
-        v.push(0);
-        v.extend_from_slice(self.secret.expose().as_bytes());
-        v
+    /// Drop a session that is out of step; nothing more is read from it.
+    pub fn abandon(self) {
+        self.wire.shutdown();
     }
 }
 
@@ -1183,53 +422,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn namespace_parsing() {
-        assert_eq!(
-            parse_personal_namespace(r#"(("" "/")) NIL NIL"#),
-            Some((String::new(), Some('/')))
-        );
-        assert_eq!(
-            parse_personal_namespace(r#"(("INBOX." ".")) NIL NIL"#),
-            Some(("INBOX.".into(), Some('.')))
-        );
-        assert_eq!(parse_personal_namespace("NIL NIL NIL"), None);
-    }
-
-    #[test]
-    fn appenduid_parsing() {
-        assert_eq!(
-            parse_appenduid("[APPENDUID 1700000000 42] Append completed."),
-            Some(42)
-        );
-        assert_eq!(parse_appenduid("Append completed."), None);
-        assert_eq!(
-            parse_appenduid("[APPENDUID 17 31:130] Append completed."),
-            Some(130)
-        );
-        assert_eq!(parse_appenduid("[APPENDUID 17 5,9:12,7] ok"), Some(12));
-    }
-
-    #[test]
-    fn literal_detection() {
-        assert_eq!(trailing_literal(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
-        assert_eq!(trailing_literal(b"* 1 EXISTS\r\n"), None);
-    }
-
-    #[test]
-    fn fetch_line_parsing() {
-        assert_eq!(find_uid(b"* 3 FETCH (UID 17 BODY[] {5}\r\n"), Some(17));
-        assert_eq!(find_uid(b" UID 9)\r\n"), Some(9));
-        assert_eq!(find_uid(b"* 3 FETCH (FLAGS (\\Seen))\r\n"), None);
-        assert!(line_ends_with_body_literal(
-            b"* 3 FETCH (UID 17 BODY[] {5}\r\n"
-        ));
-        assert!(!line_ends_with_body_literal(
-            b"* 3 FETCH (UID 17 BODY[HEADER] {5}\r\n"
-        ));
-    }
-
-    #[test]
-    fn quoting_escapes() {
-        assert_eq!(astring(r#"a"b\c"#), r#""a\"b\\c""#);
+    fn capabilities_come_from_the_parsed_list() {
+        let list: Vec<String> = "IMAP4rev1 literal+ UIDPLUS MULTIAPPEND APPENDLIMIT=35651584 BINARY LIST-EXTENDED SPECIAL-USE X-NOT-LITERAL-"
+            .split(' ')
+            .map(str::to_string)
+            .collect();
+        let c = Caps::from_list(&list);
+        assert!(c.literal_plus && c.uidplus && c.multiappend && c.binary);
+        assert!(c.list_extended && c.special_use);
+        // A capability is a whole atom, not a substring of another one.
+        assert!(!c.literal_minus && !c.namespace && !c.utf8_accept);
+        assert_eq!(c.append_limit, Some(35651584));
     }
 }

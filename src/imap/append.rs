@@ -1,0 +1,235 @@
+//! APPEND: pipelined with LITERAL+, or one MULTIAPPEND per batch, through the one encoder.
+
+use chrono::{DateTime, FixedOffset};
+
+use super::encode::Command;
+use super::error::{ImapError, Kind, says_quota};
+use super::parse::{Code, Status, StatusResp};
+use super::session::{Done, Session};
+
+/// One message to append.
+pub struct AppendItem<'a> {
+    pub body: &'a [u8],
+    pub flags: &'a [String],
+    pub date: Option<DateTime<FixedOffset>>,
+}
+
+/// The destination's answer to one APPEND.
+#[derive(Debug, Clone)]
+pub enum AppendOutcome {
+    /// Stored; the new UID (for a MULTIAPPEND, the highest of the batch) with UIDPLUS.
+    Stored(Option<u32>),
+    /// NO or BAD for this message alone.
+    Refused(String),
+    /// A MULTIAPPEND was refused as a whole (it is all or nothing): nothing of the batch was
+    /// stored, and which message the server objected to is unknown.
+    BatchRefused(String),
+}
+
+/// APPENDs written but not yet answered.
+#[must_use]
+pub struct Pending {
+    tags: Vec<String>,
+    done: Done,
+    /// One MULTIAPPEND covering this many messages (under `tags[0]`).
+    multi: Option<usize>,
+}
+
+impl Pending {
+    pub fn len(&self) -> usize {
+        self.tags.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+}
+
+/// Does a body need `~{n}` (RFC 3516) to arrive unchanged? NUL is the one byte a plain
+/// literal cannot carry.
+pub fn needs_binary(body: &[u8]) -> bool {
+    memchr::memchr(0, body).is_some()
+}
+
+impl Session {
+    /// Write APPENDs for `items` into `mailbox` (wire name). With LITERAL+ nothing is read
+    /// until [`Session::append_finish`], so the server works while we fetch the next batch.
+    pub fn append_send(
+        &mut self,
+        mailbox: impl AsRef<[u8]>,
+        items: &[AppendItem<'_>],
+    ) -> Result<Pending, ImapError> {
+        let mailbox = mailbox.as_ref();
+        let mut pending = Pending {
+            tags: Vec::with_capacity(items.len()),
+            done: Done::new(),
+            multi: None,
+        };
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        if items.len() > 1 && self.caps.multiappend && self.caps.literal_plus {
+            let tag = self.tag();
+            let mut cmd = Command::new("APPEND").astring(mailbox);
+            for item in items {
+                cmd = self.message(cmd, item);
+            }
+            self.send(&tag, cmd, &mut out, &mut pending.done, &mut |_| {})?;
+            pending.tags.push(tag);
+            pending.multi = Some(items.len());
+        } else {
+            for item in items {
+                let tag = self.tag();
+                let cmd = self.message(Command::new("APPEND").astring(mailbox), item);
+                self.send(&tag, cmd, &mut out, &mut pending.done, &mut |_| {})?;
+                pending.tags.push(tag);
+            }
+        }
+        self.write(&out)?;
+        self.flush()?;
+        Ok(pending)
+    }
+
+    /// ` (flags) "date" {n}` + body; never \Recent; `~{n}` for a body with NULs where the
+    /// server offers BINARY.
+    fn message<'a>(&mut self, cmd: Command<'a>, item: &AppendItem<'a>) -> Command<'a> {
+        let flags = item
+            .flags
+            .iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let date = item
+            .date
+            .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
+            .unwrap_or_default();
+        let nul = needs_binary(item.body);
+        let binary = self.caps.binary && nul;
+        if nul && !binary {
+            self.note_not_exact(item.body);
+        }
+        cmd.raw(&format!(" ({flags}){date}"))
+            .literal(item.body, binary)
+    }
+
+    /// Warn that a message with NUL bytes cannot arrive byte-exact (no BINARY here).
+    fn note_not_exact(&mut self, body: &[u8]) {
+        let id = message_id(body).unwrap_or_else(|| "without Message-ID".into());
+        let text = format!(
+            "message {id} ({} bytes) contains NUL bytes and {} does not offer BINARY: it cannot be stored byte-exact",
+            body.len(),
+            self.addr
+        );
+        self.notice(super::session::NoticeKind::NotByteExact, &text);
+    }
+
+    /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
+    /// Every answer is read before an error is returned, so the session stays in step.
+    pub fn append_finish(&mut self, mut pending: Pending) -> Result<Vec<AppendOutcome>, ImapError> {
+        for tag in &pending.tags {
+            self.read_until(tag, None, &mut pending.done, &mut |_| {})?;
+        }
+        let mut answers = Vec::with_capacity(pending.tags.len());
+        let mut first_err: Option<ImapError> = None;
+        for tag in &pending.tags {
+            let r = pending.done.remove(tag).unwrap_or(StatusResp {
+                status: Status::No,
+                code: None,
+                text: "no answer".into(),
+            });
+            match self.outcome(r) {
+                Ok(o) => answers.push(o),
+                Err(e) => {
+                    // An over-quota answer decides for the job; keep the gravest.
+                    if first_err.as_ref().is_none_or(|f| f.kind != Kind::OverQuota) {
+                        first_err = Some(e);
+                    }
+                    answers.push(AppendOutcome::Refused(String::new()));
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if let Some(n) = pending.multi {
+            let outcome = match answers.pop() {
+                Some(AppendOutcome::Refused(why)) => AppendOutcome::BatchRefused(why),
+                Some(o) => o,
+                None => AppendOutcome::BatchRefused("no answer".into()),
+            };
+            return Ok(vec![outcome; n]);
+        }
+        Ok(answers)
+    }
+
+    /// One APPEND's answer: stored, refused for this message, or an error the engine acts
+    /// on (over quota ends the job; `[UNAVAILABLE]` and kin are retried; `[TRYCREATE]`).
+    fn outcome(&self, r: StatusResp) -> Result<AppendOutcome, ImapError> {
+        if r.status == Status::Ok {
+            let uid = match &r.code {
+                Some(Code::AppendUid(_, set)) => max_uid(set),
+                _ => None,
+            };
+            return Ok(AppendOutcome::Stored(uid));
+        }
+        let quota = r.code == Some(Code::OverQuota) || (r.code.is_none() && says_quota(&r.text));
+        if quota {
+            let mut e = ImapError::from_status(&r, &self.addr);
+            e.kind = Kind::OverQuota;
+            e.message = format!(
+                "the destination {} is over quota: {}",
+                self.addr,
+                super::error::truncate(&r.text, 120)
+            );
+            return Err(e);
+        }
+        let e = ImapError::from_status(&r, &self.addr);
+        // [LIMIT] on APPEND is about this message (Dovecot: "Mail size is too large"):
+        // sending it again would meet the same limit.
+        if r.code == Some(Code::Limit) {
+            return Ok(AppendOutcome::Refused(super::error::truncate(
+                &e.message, 200,
+            )));
+        }
+        if e.is_recoverable() || r.code == Some(Code::TryCreate) {
+            return Err(e);
+        }
+        Ok(AppendOutcome::Refused(super::error::truncate(
+            &e.message, 200,
+        )))
+    }
+}
+
+/// The Message-ID of a message, from its header.
+fn message_id(body: &[u8]) -> Option<String> {
+    let end = memchr::memmem::find(body, b"\r\n\r\n").unwrap_or(body.len());
+    let head = String::from_utf8_lossy(&body[..end]);
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("Message-ID")
+                .then(|| v.trim().to_string())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The highest UID of an APPENDUID set ("42", "31:130", "5,9:12,7").
+fn max_uid(set: &str) -> Option<u32> {
+    set.split([',', ':'])
+        .filter_map(|u| u.parse::<u32>().ok())
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appenduid_sets() {
+        assert_eq!(max_uid("42"), Some(42));
+        assert_eq!(max_uid("31:130"), Some(130));
+        assert_eq!(max_uid("5,9:12,7"), Some(12));
+        assert_eq!(max_uid("x"), None);
+        assert!(needs_binary(b"a\0b"));
+        assert!(!needs_binary(b"ab\x80"));
+    }
+}
