@@ -149,7 +149,6 @@ fn awkward_dovecot_to_dovecot() {
 }
 
 #[test]
-#[ignore = "needs issue 10 client: folder names with '\\' or '\"' (escaped on the wire) abort the scan"]
 fn awkward_dovecot_to_dovecot_escaped_names() {
     let src = Dovecot::source();
     let dst = Dovecot::destination();
@@ -161,7 +160,6 @@ fn awkward_dovecot_to_dovecot_escaped_names() {
 }
 
 #[test]
-#[ignore = "needs issue 10 client: NUL bytes copied byte-exact with BINARY (RFC 3516)"]
 fn awkward_dovecot_to_dovecot_nul_bytes() {
     let src = Dovecot::source();
     let dst = Dovecot::destination();
@@ -178,7 +176,7 @@ fn awkward_dovecot_to_dovecot_nul_bytes() {
 }
 
 #[test]
-#[ignore = "needs issue 10 client: an INTERNALDATE before 1970 is copied (today the destination gets the time of the copy)"]
+#[ignore = "Dovecot 2.3 (maildir) itself reports a pre-1970 INTERNALDATE as 07-Feb-2106 (uint32 wrap) once a new session syncs the folder, and replaces dates from 2038 on at APPEND: btsx copies what the source reports; seen with strace, not a btsx bug"]
 fn awkward_dovecot_to_dovecot_pre_1970_date() {
     let src = Dovecot::source();
     let dst = Dovecot::destination();
