@@ -263,6 +263,15 @@ fn migrate(args: MigrateArgs) -> i32 {
         src: Some(&job.source),
         dst: Some(&job.destination),
     };
+    if same_account(&job.source, &job.destination) {
+        return early.fail(
+            format!(
+                "SRC and DST are the same account ({}); a mailbox cannot be migrated into itself",
+                job.source.url()
+            ),
+            exit::USAGE,
+        );
+    }
 
     // Filters come from the job (the resume file keeps them).
     let (folder_filter, date_filter) = match filters(&FilterArgs {
@@ -378,6 +387,11 @@ fn migrate(args: MigrateArgs) -> i32 {
     )
     .with_warnings(warnings);
     engine.run().summary.exit_code
+}
+
+/// Identical URLs (scheme aside: imap:// and imaps:// on one port cannot both work).
+fn same_account(a: &Endpoint, b: &Endpoint) -> bool {
+    a.user == b.user && a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port
 }
 
 /// First Ctrl-C / SIGTERM: stop taking work, save, summarise. Second: leave at once (the

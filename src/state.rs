@@ -96,6 +96,18 @@ pub struct FolderState {
     pub status: FolderStatus,
     #[serde(default)]
     pub failures: Vec<FailureReport>,
+    /// Messages the destination folder confirmed holding (copied, or found there by the
+    /// index) over the whole job; a destination holding fewer is refilled. Older files
+    /// lack it: their `copied` stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+}
+
+impl FolderState {
+    /// What the destination folder should hold at least.
+    pub fn held(&self) -> u64 {
+        self.held.unwrap_or(self.copied)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +209,9 @@ pub struct StateStore {
     pending: std::sync::atomic::AtomicU32,
     /// One writer at a time, so an older snapshot never replaces a newer one.
     writing: Mutex<()>,
+    /// The file exists on disk (it did before, or this run reached the servers): a run
+    /// that never connected leaves no state file behind.
+    on_disk: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -213,6 +228,7 @@ impl StateStore {
         }
         let lock = lock_file(path)?;
         remove_stale_temps(path);
+        let existed = fs::metadata(path).is_ok();
         let data = match fs::metadata(path) {
             Ok(_) => {
                 let d = read(path)?;
@@ -251,10 +267,20 @@ impl StateStore {
             last_write: Mutex::new(Instant::now()),
             pending: std::sync::atomic::AtomicU32::new(0),
             writing: Mutex::new(()),
+            on_disk: std::sync::atomic::AtomicBool::new(existed),
             _lock: lock,
         };
-        store.set_status(JobStatus::Running)?;
+        if existed {
+            store.set_status(JobStatus::Running)?;
+        }
         Ok(store)
+    }
+
+    /// The servers answered: from now on the job is on disk.
+    pub fn reached(&self) -> Result<(), StateError> {
+        self.on_disk
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.write()
     }
 
     pub fn path(&self) -> &Path {
@@ -273,6 +299,8 @@ impl StateStore {
             let mut d = self.data.lock().map_err(|_| poisoned())?;
             d.folders.insert(f.source.clone(), f);
         }
+        self.on_disk
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let batches = self
             .pending
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -291,6 +319,9 @@ impl StateStore {
 
     fn set_status(&self, s: JobStatus) -> Result<(), StateError> {
         self.data.lock().map_err(|_| poisoned())?.status = s;
+        if !self.on_disk.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         self.write()
     }
 
@@ -342,6 +373,14 @@ impl StateStore {
     }
 }
 
+impl Drop for StateStore {
+    /// The lock file goes with the run (still locked while it is removed, so no other run
+    /// can hold it meanwhile; `lock_file` checks it locked the file still at the path).
+    fn drop(&mut self) {
+        let _ = fs::remove_file(lock_path(&self.path));
+    }
+}
+
 /// Temporary files of one job share a prefix, so a later run can clear what a kill left.
 fn temp_prefix(path: &Path) -> String {
     let name = path
@@ -386,21 +425,36 @@ pub fn is_locked(path: &Path) -> bool {
 }
 
 fn lock_file(path: &Path) -> Result<File, StateError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let lp = lock_path(path);
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lp)
-        .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lp.display())))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
+    loop {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lp)
+            .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lp.display())))?;
+        match f.try_lock() {
+            // A run that just ended may have removed the file we opened: lock the one at
+            // the path, or two runs could each hold a lock of their own.
+            Ok(()) => match (f.metadata(), fs::metadata(&lp)) {
+                (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev() => return Ok(f),
+                _ => continue,
+            },
+            Err(e) => return lock_error(path, &lp, e),
+        }
+    }
+}
+
+fn lock_error(path: &Path, lp: &Path, e: std::fs::TryLockError) -> Result<File, StateError> {
+    match e {
+        std::fs::TryLockError::WouldBlock => Err(StateError::Locked(format!(
             "another btsx is already running with state file {}; wait for it to finish (see `btsx status {}`)",
             path.display(),
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => {
+        std::fs::TryLockError::Error(e) => {
             Err(StateError::Io(format!("cannot lock {}: {e}", lp.display())))
         }
     }
@@ -448,6 +502,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("s.json");
         let st = StateStore::open(&p, &job()).expect("open");
+        // Nothing on disk before the servers answered; the lock is private.
+        assert!(!p.exists());
+        let lock = lock_path(&p);
+        assert_eq!(
+            fs::metadata(&lock).expect("lock").permissions().mode() & 0o777,
+            0o600
+        );
+        st.reached().expect("reached");
         assert_eq!(
             fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
             0o600
@@ -458,6 +520,7 @@ mod tests {
         ));
         st.finish(RunStatus::Complete).expect("finish");
         drop(st);
+        assert!(!lock.exists(), "the lock goes with the run");
         let d = read(&p).expect("read");
         assert_eq!(d.status, JobStatus::Complete);
         assert!(StateStore::open(&p, &job()).is_ok());
@@ -488,7 +551,10 @@ mod tests {
     fn foreign_job_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("s.json");
-        drop(StateStore::open(&p, &job()).expect("open"));
+        StateStore::open(&p, &job())
+            .expect("open")
+            .reached()
+            .expect("write");
         let mut other = job();
         other.destination = "imaps://c@elsewhere.example".parse().expect("url");
         let e = StateStore::open(&p, &other).err().expect("error");

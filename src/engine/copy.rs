@@ -151,6 +151,7 @@ impl Engine {
                 i += 1;
                 if let Some(id) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
+                    prog.present += 1;
                     prog.confirmed.push(m.uid);
                     continue;
                 }

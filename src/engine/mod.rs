@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod copy;
 pub(crate) use copy::WINDOW;
+mod guard;
 mod scan;
 
 use crate::endpoint::Endpoint;
@@ -140,6 +141,8 @@ struct FolderProgress {
     failed: u64,
     bytes: u64,
     done: u64,
+    /// Found on the destination by the index.
+    present: u64,
     /// APPENDs were sent whose answers we never read: the destination may hold them.
     unconfirmed: bool,
     failures: Vec<FailureReport>,
@@ -339,18 +342,20 @@ impl Engine {
             }
             Err(e) => {
                 let code = exit_code_for(&e.err);
+                // A refusal of ours (same mailbox) is not the server's word.
+                let message = if e.err.kind == Kind::Usage {
+                    e.err.message.clone()
+                } else {
+                    format!("{} server: {}", e.side.label(), e.err.message)
+                };
                 self.emit(Event::Error {
-                    message: format!("{} server: {}", e.side.label(), e.err.message),
+                    message: message.clone(),
                     folder: None,
                 });
                 self.emit(Event::Phase {
                     phase: Phase::Error,
                 });
-                (
-                    RunStatus::Error,
-                    code,
-                    Some(format!("{} server: {}", e.side.label(), e.err.message)),
-                )
+                (RunStatus::Error, code, Some(message))
             }
         };
         if status != RunStatus::Error {
@@ -432,6 +437,14 @@ impl Engine {
         };
         let (main, (ready, mut early)) = prepared;
         reports.append(&mut early);
+        if let Some(st) = &self.state
+            && let Err(e) = st.reached()
+        {
+            self.emit(Event::Warning {
+                message: format!("could not write the state file: {e}"),
+                folder: None,
+            });
+        }
         if self.opts.dry_run {
             main.src.logout();
             main.dst.logout();
@@ -457,6 +470,9 @@ impl Engine {
     /// that are already settled (dry run: the plan; folders the destination refused).
     fn prepare(&self, main: &mut Pair) -> SResult<(Vec<Task>, Vec<FolderReport>)> {
         let mut reports = Vec::new();
+        if self.opts.delete_source && !self.opts.dry_run {
+            self.prove_distinct(main)?;
+        }
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
@@ -696,6 +712,7 @@ impl Engine {
                     bytes: 0,
                     status: FolderStatus::Complete,
                     failures: Vec::new(),
+                    held: Some(0),
                 });
             }
             let rep = FolderReport {
@@ -897,6 +914,7 @@ impl Engine {
                 bytes: add(|f| f.bytes, prog.bytes),
                 status,
                 failures: prog.failures.clone(),
+                held: Some(p.map_or(0, FolderState::held) + prog.copied + prog.present),
             });
             if let Err(e) = r {
                 self.emit(Event::Warning {

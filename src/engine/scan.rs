@@ -55,23 +55,52 @@ impl Engine {
     pub(super) fn scan(&self, main: &mut Pair) -> SResult<(Vec<Task>, Warnings)> {
         let (folders, warnings) = self.plan_folders(main)?;
         let mut tasks = Vec::new();
+        // (source UIDVALIDITY, source UIDNEXT, destination STATUS) of folders on both sides.
+        let mut both = Vec::new();
+        let all = folders.len();
         for m in folders {
             if self.cancelled() {
                 break;
             }
             let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
             // A folder the state knows: STATUS tells whether anything is new, without
-            // opening it (a no-change run is then one command per folder).
+            // opening it (a no-change run is then one command per folder and side).
             let info = match &resume {
                 Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
                 None => main.src.examine(&m.source_wire).on(Side::Source)?,
             };
+            // The servers outrank the state file: what the destination holds now.
+            let dinfo = if m.exists {
+                Some(main.dst.status(&m.dest_wire).on(Side::Destination)?)
+            } else {
+                None
+            };
+            if let Some(d) = &dinfo {
+                both.push((info.uid_validity, info.uid_next, d.clone()));
+            }
             let mut start_uid = 1;
             let mut index_destination = true;
             let mut retry_uids = Vec::new();
             let mut prior = None;
             if let Some(r) = &resume {
-                if Some(r.uid_validity) == info.uid_validity {
+                let lacking = lacking(r, dinfo.as_ref());
+                if Some(r.uid_validity) != info.uid_validity {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
+                            m.source
+                        ),
+                        folder: Some(m.source.clone()),
+                    });
+                } else if let Some(why) = lacking {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "destination folder '{}' {why}; checking every message of '{}' against it and copying what is missing",
+                            m.dest, m.source
+                        ),
+                        folder: Some(m.source.clone()),
+                    });
+                } else {
                     start_uid = r.last_uid.saturating_add(1);
                     // Messages that failed last time are tried again.
                     retry_uids = r.failures.iter().map(|f| f.uid).collect();
@@ -82,26 +111,14 @@ impl Engine {
                     p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
                     p.failures.clear();
                     prior = Some(p);
-                    let nothing_new =
-                        retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
                     // Nothing was appended since the last checkpoint: no need to index.
-                    if m.exists
-                        && !nothing_new
-                        && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
-                        && let Ok(st) = main.dst.status(&m.dest_wire)
-                        && st.uid_validity == Some(v)
-                        && st.uid_next == Some(n)
+                    if let (Some(v), Some(n), Some(d)) =
+                        (r.dest_uid_validity, r.dest_uid_next, &dinfo)
+                        && d.uid_validity == Some(v)
+                        && d.uid_next == Some(n)
                     {
                         index_destination = false;
                     }
-                } else {
-                    self.emit(Event::Warning {
-                        message: format!(
-                            "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
-                            m.source
-                        ),
-                        folder: Some(m.source.clone()),
-                    });
                 }
             }
             let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
@@ -140,6 +157,9 @@ impl Engine {
                 map: m,
             });
         }
+        if both.len() == all {
+            self.warn_if_same(&both);
+        }
         Ok((tasks, warnings))
     }
 
@@ -157,5 +177,22 @@ impl Engine {
             }
         }
         Ok((n, bytes, last))
+    }
+}
+
+/// Why the destination folder no longer holds what the state says it does, if it does not.
+fn lacking(r: &FolderState, now: Option<&FolderInfo>) -> Option<String> {
+    let held = r.held();
+    match now {
+        None if held > 0 => Some("is gone".to_string()),
+        None => None,
+        Some(d) if r.dest_uid_validity.is_some() && d.uid_validity != r.dest_uid_validity => {
+            Some("was recreated (its UIDVALIDITY changed)".to_string())
+        }
+        Some(d) if u64::from(d.exists) < held => Some(format!(
+            "holds {} messages, fewer than the {held} recorded",
+            d.exists
+        )),
+        Some(_) => None,
     }
 }

@@ -880,6 +880,13 @@ impl Session {
         pending.done.insert(tag.to_string(), outcome);
         Ok(false)
     }
+
+    // ---- Trust (issue 11): small commands on the raw helper, kept together to port easily.
+
+    /// DELETE a folder (the same-mailbox probe).
+    pub fn delete_folder(&mut self, name: &str) -> Result<(), ImapError> {
+        self.raw(&format!("DELETE {}", astring(name))).map(|_| ())
+    }
 }
 
 /// A fetched batch of bodies, all in one buffer.

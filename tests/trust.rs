@@ -1,0 +1,275 @@
+//! Never lose, never lie (issue 11): a mailbox is never deleted into itself, the servers
+//! outrank the state file, a run that never connected leaves nothing behind.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use support::{Dovecot, Others, assert_same_mail, btsx, folder_map, json_lines, summary};
+
+const USER: &str = "alice";
+
+/// `btsx migrate SRC DST --ca-file … --state S --json EXTRA…` with both passwords set.
+fn migrate_urls(
+    src: &Dovecot,
+    dst: &Dovecot,
+    src_url: &str,
+    dst_url: &str,
+    state: &Path,
+    extra: &[&str],
+) -> Output {
+    btsx()
+        .arg("migrate")
+        .arg(src_url)
+        .arg(dst_url)
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env(
+            "XDG_STATE_HOME",
+            state.parent().unwrap_or(Path::new("/tmp")),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx")
+}
+
+fn migrate(src: &Dovecot, dst: &Dovecot, state: &Path, extra: &[&str]) -> Output {
+    migrate_urls(src, dst, &src.url(USER), &dst.url(USER), state, extra)
+}
+
+fn warnings(ev: &[Value]) -> Vec<String> {
+    ev.iter()
+        .filter(|e| e["type"] == "warning")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Wire names of every folder of `user`, deepest first (children go before parents).
+fn wire_folders(d: &Dovecot) -> Vec<String> {
+    let t = d.imap(USER, &["LIST \"\" \"*\""]);
+    let mut names: Vec<String> = t
+        .lines()
+        .filter_map(|l| l.strip_prefix("S: * LIST "))
+        .filter_map(|l| {
+            let l = l.trim_end();
+            match l.strip_suffix('"') {
+                Some(q) => q.rfind('"').map(|i| q[i + 1..].to_string()),
+                None => l.rsplit(' ').next().map(str::to_string),
+            }
+        })
+        .collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    names
+}
+
+/// Empty an account through IMAP: every folder but INBOX deleted, INBOX expunged.
+fn empty_account(d: &Dovecot) {
+    let mut cmds: Vec<String> = wire_folders(d)
+        .into_iter()
+        .filter(|n| !n.eq_ignore_ascii_case("INBOX"))
+        .map(|n| format!("DELETE \"{n}\""))
+        .collect();
+    cmds.extend([
+        "SELECT INBOX".to_string(),
+        "STORE 1:* +FLAGS.SILENT (\\Deleted)".to_string(),
+        "EXPUNGE".to_string(),
+    ]);
+    let refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    d.imap(USER, &refs);
+    let left = d.digest(USER);
+    assert_eq!(support::total_messages(&left), 0, "emptied: {left:?}");
+    assert_eq!(left.folders.len(), 1, "only INBOX is left: {left:?}");
+}
+
+#[test]
+fn the_same_account_under_two_names_is_never_deleted_into_itself() {
+    let server = Dovecot::source();
+    server.generate(USER, &["--seed", "11", "--messages", "60"]);
+    let before = server.digest(USER);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("same.json");
+    let by_ip = format!("imaps://{USER}@127.0.0.1:{}", server.imaps_port);
+    let by_name = format!("imaps://{USER}@localhost:{}", server.imaps_port);
+
+    // Identical URLs: refused before connecting.
+    let out = migrate_urls(&server, &server, &by_name, &by_name, &state, &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let ev = json_lines(&out);
+    let msg = summary(&ev)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("same account"), "{msg}");
+
+    // Two names of one account with --delete-source: the probe folder shows up on the
+    // source, so nothing is copied or deleted.
+    let out = migrate_urls(
+        &server,
+        &server,
+        &by_ip,
+        &by_name,
+        &state,
+        &["--delete-source", "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let ev = json_lines(&out);
+    let s = summary(&ev);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("same mailbox"),
+        "{s}"
+    );
+    assert_eq!(s["messages_deleted_on_source"], 0, "{s}");
+    assert_eq!(
+        server.digest(USER),
+        before,
+        "every message and folder still there"
+    );
+    assert!(
+        !wire_folders(&server)
+            .iter()
+            .any(|n| n.contains("btsx-probe")),
+        "the probe folder is removed"
+    );
+
+    // A plain migrate between the two names warns that they look like one mailbox.
+    let out = migrate_urls(&server, &server, &by_ip, &by_name, &state, &[]);
+    let ev = json_lines(&out);
+    assert!(
+        warnings(&ev)
+            .iter()
+            .any(|w| w.contains("very likely the same mailbox")),
+        "{:?}",
+        warnings(&ev)
+    );
+    assert_eq!(summary(&ev)["messages_copied"], 0);
+    assert_eq!(server.digest(USER), before);
+}
+
+#[test]
+fn delete_source_between_two_accounts_still_works() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--profile", "flat", "--messages", "12"]);
+    let before = src.digest(USER);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("ds.json");
+    let out = migrate(&src, &dst, &state, &["--delete-source", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    assert_eq!(summary(&ev)["messages_deleted_on_source"], 12);
+    let after = dst.digest(USER);
+    assert_eq!(
+        after.folders["INBOX"].messages, before.folders["INBOX"].messages,
+        "the destination holds what the source held"
+    );
+    assert!(!wire_folders(&dst).iter().any(|n| n.contains("btsx-probe")));
+}
+
+#[test]
+fn an_emptied_destination_is_refilled_from_the_same_state_file() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "12", "--messages", "80"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("refill.json");
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let map = folder_map(summary(&json_lines(&out)));
+    let want = src.digest(USER);
+    assert_same_mail("first run", &want, &dst.digest(USER), &map, Others::Empty);
+
+    empty_account(&dst);
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    let s = summary(&ev);
+    assert_eq!(s["messages_copied"], 80, "{s}");
+    assert!(
+        warnings(&ev)
+            .iter()
+            .any(|w| w.contains("fewer than") || w.contains("is gone")),
+        "{:?}",
+        warnings(&ev)
+    );
+    assert_same_mail("refilled", &want, &dst.digest(USER), &map, Others::Empty);
+
+    // And the run after that copies nothing.
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    assert_eq!(summary(&ev)["messages_copied"], 0);
+    assert!(
+        !warnings(&ev)
+            .iter()
+            .any(|w| w.contains("destination folder")),
+        "{:?}",
+        warnings(&ev)
+    );
+    assert_same_mail("third run", &want, &dst.digest(USER), &map, Others::Empty);
+}
+
+#[test]
+fn a_run_that_never_connected_leaves_no_state_and_no_lock() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("never.json");
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_btsx"))
+        .arg("migrate")
+        .arg(format!("imaps://a@127.0.0.1:{port}"))
+        .arg(format!("imaps://b@localhost:{port}"))
+        .arg("--state")
+        .arg(&state)
+        .arg("--json")
+        .arg("--retries")
+        .arg("0")
+        .env("BTSX_SRC_PASSWORD", "x")
+        .env("BTSX_DST_PASSWORD", "y")
+        .env("XDG_STATE_HOME", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+}
+
+#[test]
+fn the_lock_file_is_private_and_removed_at_the_end() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--profile", "flat", "--messages", "3"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("lock.json");
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(state.exists());
+    assert_eq!(
+        std::fs::metadata(&state)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(!tmp.path().join("lock.json.lock").exists(), "lock removed");
+}
