@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 mod copy;
 pub(crate) use copy::WINDOW;
 mod guard;
+mod ledger;
 mod scan;
 
 use crate::endpoint::Endpoint;
@@ -122,6 +123,8 @@ struct Task {
     index_destination: bool,
     /// Messages that failed in an earlier run, tried again first.
     retry_uids: Vec<u32>,
+    /// Their failure reports, kept in the state file until they are settled.
+    retry_failures: Vec<FailureReport>,
     /// The source folder's UIDVALIDITY at scan time.
     uid_validity: Option<u32>,
     /// The highest UID the scan counted: mail that arrives later waits for the next run,
@@ -135,7 +138,8 @@ struct Task {
 /// Progress within one folder; survives reconnects.
 #[derive(Debug, Default)]
 struct FolderProgress {
-    next_uid: u32,
+    /// Which source UIDs are settled: the only way to move the resume point.
+    ledger: ledger::Ledger,
     copied: u64,
     skipped: u64,
     failed: u64,
@@ -143,8 +147,6 @@ struct FolderProgress {
     done: u64,
     /// Found on the destination by the index.
     present: u64,
-    /// APPENDs were sent whose answers we never read: the destination may hold them.
-    unconfirmed: bool,
     failures: Vec<FailureReport>,
     warned_flags: HashSet<String>,
     uid_validity: Option<u32>,
@@ -152,8 +154,6 @@ struct FolderProgress {
     dest_uid_next: Option<u32>,
     /// Source UIDs the destination is known to hold (for --delete-source).
     confirmed: Vec<u32>,
-    /// Retried UIDs settled in this run (not to be sent again after a reconnect).
-    retried: HashSet<u32>,
     deleted_on_source: u64,
 }
 
@@ -736,7 +736,7 @@ impl Engine {
             bytes: task.bytes,
         });
         let mut prog = FolderProgress {
-            next_uid: task.start_uid,
+            ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
             ..Default::default()
         };
         let mut attempt = 0u32;
@@ -761,7 +761,6 @@ impl Engine {
                         old.src.abandon();
                         old.dst.abandon();
                     }
-                    prog.unconfirmed = true;
                     self.note_reconnect(e.side, &e.err);
                     if self.cancelled() {
                         break;
@@ -893,15 +892,23 @@ impl Engine {
         if let Some(st) = &self.state
             && let Some(v) = prog.uid_validity
         {
-            // Counts cover the whole job: earlier runs plus this one.
+            // Counts cover the whole job: earlier runs plus this one. Earlier failures not
+            // settled again stay failures, so the next run tries them again.
             let p = task.prior.as_ref();
+            let pending: HashSet<u32> = prog.ledger.retries_left().collect();
+            let left: Vec<&FailureReport> = task
+                .retry_failures
+                .iter()
+                .filter(|f| pending.contains(&f.uid))
+                .collect();
             let add = |f: fn(&FolderState) -> u64, now: u64| p.map_or(0, f) + now;
             let r = st.update(FolderState {
                 source: task.map.source.clone(),
                 destination: task.map.dest.clone(),
                 uid_validity: v,
                 last_uid: prog
-                    .next_uid
+                    .ledger
+                    .next_uid()
                     .saturating_sub(1)
                     .max(p.map_or(0, |p| p.last_uid)),
                 dest_uid_validity: prog.dest_uid_validity,
@@ -910,10 +917,10 @@ impl Engine {
                 messages: p.map_or(0, |p| p.copied + p.skipped + p.failed) + task.messages,
                 copied: add(|f| f.copied, prog.copied),
                 skipped: add(|f| f.skipped, prog.skipped),
-                failed: add(|f| f.failed, prog.failed),
+                failed: add(|f| f.failed, prog.failed) + left.len() as u64,
                 bytes: add(|f| f.bytes, prog.bytes),
                 status,
-                failures: prog.failures.clone(),
+                failures: prog.failures.iter().chain(left).cloned().collect(),
                 held: Some(p.map_or(0, FolderState::held) + prog.copied + prog.present),
             });
             if let Err(e) = r {

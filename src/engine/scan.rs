@@ -81,6 +81,7 @@ impl Engine {
             let mut start_uid = 1;
             let mut index_destination = true;
             let mut retry_uids = Vec::new();
+            let mut retry_failures = Vec::new();
             let mut prior = None;
             if let Some(r) = &resume {
                 let lacking = lacking(r, dinfo.as_ref());
@@ -106,6 +107,7 @@ impl Engine {
                     retry_uids = r.failures.iter().map(|f| f.uid).collect();
                     retry_uids.sort_unstable();
                     retry_uids.dedup();
+                    retry_failures = r.failures.clone();
                     let mut p = r.clone();
                     p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
                     p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
@@ -151,6 +153,7 @@ impl Engine {
                 start_uid,
                 index_destination: index_destination && m.exists,
                 retry_uids,
+                retry_failures,
                 uid_validity: info.uid_validity,
                 scan_last_uid,
                 prior,
