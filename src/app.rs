@@ -367,6 +367,7 @@ fn migrate(args: MigrateArgs) -> i32 {
         .map(Arc::new),
         delete_source: args.delete_source,
         verbose: args.verbose,
+        flag_sync: !args.no_flag_sync,
         ..Options::default()
     };
     let engine = Engine::new(

@@ -135,6 +135,8 @@ pub struct Summary {
     pub bytes_per_second: f64,
     pub reconnects_source: u64,
     pub reconnects_destination: u64,
+    /// Messages copied earlier whose flags were brought in line with the source.
+    pub flags_updated: u64,
     pub state_file: Option<String>,
     /// The fatal error, when `status` is `error`.
     pub error: Option<String>,
@@ -161,6 +163,7 @@ impl Summary {
             bytes_per_second: 0.0,
             reconnects_source: 0,
             reconnects_destination: 0,
+            flags_updated: 0,
             state_file: None,
             error: Some(message),
             per_folder: Vec::new(),
@@ -289,6 +292,14 @@ pub enum Event {
     VerifySummary(VerifySummary),
     /// Always last for `btsx batch` (each account also ends with its own `summary`).
     BatchSummary(BatchSummary),
+    /// Flags and keywords of messages copied in earlier runs were brought in line with the
+    /// source (additions and removals).
+    FlagsSynced {
+        folder: String,
+        destination: String,
+        /// Messages whose flags changed on the destination.
+        updated: u64,
+    },
 }
 
 /// One account's line in a batch summary.
@@ -399,6 +410,7 @@ impl Event {
             Event::VerifyFolder { .. } => "verify_folder",
             Event::VerifySummary(_) => "verify_summary",
             Event::BatchSummary(_) => "batch_summary",
+            Event::FlagsSynced { .. } => "flags_synced",
         }
     }
 }

@@ -101,6 +101,48 @@ pub struct FolderState {
     /// lack it: their `copied` stands in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<u64>,
+    /// Source UID → destination UID of the copied messages (from APPENDUID), for flag sync.
+    #[serde(default, skip_serializing_if = "UidMap::is_empty")]
+    pub uid_map: UidMap,
+    /// The source folder's HIGHESTMODSEQ when its flags were last brought over (CONDSTORE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modseq: Option<u64>,
+}
+
+/// Source UID → destination UID, compact: runs of consecutive pairs `[src, dst, len]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UidMap(Vec<[u32; 3]>);
+
+impl UidMap {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Record one pair; consecutive pairs extend the last run.
+    pub fn push(&mut self, src: u32, dst: u32) {
+        if let Some([s, d, n]) = self.0.last_mut()
+            && s.checked_add(*n) == Some(src)
+            && d.checked_add(*n) == Some(dst)
+        {
+            *n += 1;
+            return;
+        }
+        self.0.push([src, dst, 1]);
+    }
+
+    pub fn extend(&mut self, pairs: impl IntoIterator<Item = (u32, u32)>) {
+        for (s, d) in pairs {
+            self.push(s, d);
+        }
+    }
+
+    /// Every (source, destination) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|[s, d, n]| (0..*n).map(move |i| (s + i, d + i)))
+    }
 }
 
 impl FolderState {
@@ -560,6 +602,19 @@ mod tests {
         let e = StateStore::open(&p, &other).err().expect("error");
         assert!(matches!(e, StateError::Foreign(_)));
         assert!(e.to_string().contains("another job"));
+    }
+
+    #[test]
+    fn uid_maps_are_runs_of_consecutive_pairs() {
+        let mut m = UidMap::default();
+        m.extend([(1, 10), (2, 11), (3, 12), (5, 13), (6, 14), (9, 30)]);
+        assert_eq!(m.0, vec![[1, 10, 3], [5, 13, 2], [9, 30, 1]]);
+        assert_eq!(
+            m.pairs().collect::<Vec<_>>(),
+            vec![(1, 10), (2, 11), (3, 12), (5, 13), (6, 14), (9, 30)]
+        );
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(json, "[[1,10,3],[5,13,2],[9,30,1]]");
     }
 
     #[test]

@@ -150,6 +150,7 @@ fn one_of_each() -> Vec<Event> {
             bytes_per_second: 1.0,
             reconnects_source: 0,
             reconnects_destination: 0,
+            flags_updated: 0,
             state_file: None,
             error: None,
             per_folder: vec![report],
@@ -187,6 +188,11 @@ fn one_of_each() -> Vec<Event> {
             per_account: vec![],
             bad_rows: vec![],
         }),
+        Event::FlagsSynced {
+            folder: "a".into(),
+            destination: "a".into(),
+            updated: 1,
+        },
     ];
     // Adding a variant without listing it here fails to compile.
     for e in &events {
@@ -207,7 +213,8 @@ fn one_of_each() -> Vec<Event> {
             | Event::Detail { .. }
             | Event::VerifyFolder { .. }
             | Event::VerifySummary(_)
-            | Event::BatchSummary(_) => {}
+            | Event::BatchSummary(_)
+            | Event::FlagsSynced { .. } => {}
         }
     }
     events

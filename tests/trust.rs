@@ -273,3 +273,66 @@ fn the_lock_file_is_private_and_removed_at_the_end() {
     );
     assert!(!tmp.path().join("lock.json.lock").exists(), "lock removed");
 }
+
+#[test]
+fn flags_changed_on_the_source_follow_on_the_next_run() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "13", "--messages", "70"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("flags.json");
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let map = folder_map(summary(&json_lines(&out)));
+
+    // Additions and removals of system flags and keywords, in two folders.
+    let t = src.imap(
+        USER,
+        &[
+            "SELECT INBOX",
+            "STORE 1:6 +FLAGS (\\Flagged NewKeyword)",
+            "STORE 7:12 -FLAGS (\\Seen)",
+            "STORE 13:20 +FLAGS (\\Seen \\Answered)",
+            "STORE 1:* -FLAGS (Work)",
+            "SELECT Archive",
+            "STORE 1:3 FLAGS ()",
+        ],
+    );
+    assert!(!t.contains(" NO ") && !t.contains(" BAD "), "{t}");
+    let want = src.digest(USER);
+
+    // Opted out: nothing changes on the destination.
+    let out = migrate(&src, &dst, &state, &["--no-flag-sync"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(summary(&json_lines(&out))["flags_updated"], 0);
+    assert_ne!(
+        dst.digest(USER).folders["INBOX"].messages,
+        want.folders["INBOX"].messages
+    );
+
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    let s = summary(&ev);
+    assert_eq!(s["messages_copied"], 0, "{s}");
+    let synced: u64 = ev
+        .iter()
+        .filter(|e| e["type"] == "flags_synced")
+        .map(|e| e["updated"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(synced > 0, "flags_synced events");
+    assert_eq!(s["flags_updated"].as_u64(), Some(synced), "{s}");
+    assert_same_mail(
+        "flags synced",
+        &want,
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
+
+    // Nothing changed since: nothing to update.
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(summary(&json_lines(&out))["flags_updated"], 0);
+    assert_same_mail("no change", &want, &dst.digest(USER), &map, Others::Empty);
+}

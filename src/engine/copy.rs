@@ -302,10 +302,28 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
+        // A MULTIAPPEND answers once for the batch with the highest new UID; the server
+        // stored it in one transaction, so the batch has the UIDs just below.
+        let n = outcomes.len() as u32;
+        let multi_high = match outcomes.first() {
+            Some(AppendOutcome::Stored(Some(h)))
+                if n > 1
+                    && *h >= n
+                    && outcomes
+                        .iter()
+                        .all(|o| matches!(o, AppendOutcome::Stored(Some(x)) if x == h)) =>
+            {
+                Some(*h)
+            }
+            _ => None,
+        };
         let mut again = Vec::new();
-        for (s, o) in sent.into_iter().zip(outcomes) {
+        for (i, (s, o)) in sent.into_iter().zip(outcomes).enumerate() {
             match o {
-                AppendOutcome::Stored(uid) => self.stored(prog, &s, uid),
+                AppendOutcome::Stored(uid) => {
+                    let uid = multi_high.map_or(uid, |h| Some(h - (n - 1) + i as u32));
+                    self.stored(prog, &s, uid)
+                }
                 // All or nothing: find the culprit by sending them one at a time.
                 AppendOutcome::BatchRefused(reason) => again.push(Retry {
                     sent: s,
@@ -339,6 +357,9 @@ impl Engine {
     fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
         prog.ledger.settle(s.uid, true);
         prog.confirmed.push(s.uid);
+        if let Some(d) = new_uid {
+            prog.mapped.push((s.uid, d));
+        }
         // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the next run
         // indexes the folder rather than trusting a stale value.
         prog.dest_uid_next = match (new_uid, prog.dest_uid_next) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod copy;
 pub(crate) use copy::WINDOW;
+mod flags;
 mod guard;
 mod ledger;
 mod scan;
@@ -60,6 +61,8 @@ pub struct Options {
     pub delete_source: bool,
     /// Emit `detail` events.
     pub verbose: bool,
+    /// Bring the flags of messages copied earlier in line with the source.
+    pub flag_sync: bool,
 }
 
 impl Default for Options {
@@ -79,6 +82,7 @@ impl Default for Options {
             throttle: None,
             delete_source: false,
             verbose: false,
+            flag_sync: true,
         }
     }
 }
@@ -147,6 +151,8 @@ struct FolderProgress {
     done: u64,
     /// Found on the destination by the index.
     present: u64,
+    /// (source UID, destination UID) of the messages stored in this run (APPENDUID).
+    mapped: Vec<(u32, u32)>,
     failures: Vec<FailureReport>,
     warned_flags: HashSet<String>,
     uid_validity: Option<u32>,
@@ -170,6 +176,7 @@ struct Totals {
     bytes: AtomicU64,
     reconnects_src: AtomicU64,
     reconnects_dst: AtomicU64,
+    flags_updated: AtomicU64,
 }
 
 pub struct Engine {
@@ -205,6 +212,7 @@ impl Engine {
                 bytes: AtomicU64::new(0),
                 reconnects_src: AtomicU64::new(0),
                 reconnects_dst: AtomicU64::new(0),
+                flags_updated: AtomicU64::new(0),
             },
             warnings: Vec::new(),
         }
@@ -397,6 +405,7 @@ impl Engine {
             bytes_per_second: sum(|r| r.bytes) as f64 / secs,
             reconnects_source: self.totals.reconnects_src.load(Ordering::Relaxed),
             reconnects_destination: self.totals.reconnects_dst.load(Ordering::Relaxed),
+            flags_updated: self.totals.flags_updated.load(Ordering::Relaxed),
             state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
             error,
             per_folder: reports,
@@ -713,6 +722,8 @@ impl Engine {
                     status: FolderStatus::Complete,
                     failures: Vec::new(),
                     held: Some(0),
+                    uid_map: Default::default(),
+                    modseq: None,
                 });
             }
             let rep = FolderReport {
@@ -922,6 +933,12 @@ impl Engine {
                 status,
                 failures: prog.failures.iter().chain(left).cloned().collect(),
                 held: Some(p.map_or(0, FolderState::held) + prog.copied + prog.present),
+                uid_map: {
+                    let mut m = p.map(|p| p.uid_map.clone()).unwrap_or_default();
+                    m.extend(prog.mapped.iter().copied());
+                    m
+                },
+                modseq: p.and_then(|p| p.modseq),
             });
             if let Err(e) = r {
                 self.emit(Event::Warning {

@@ -109,6 +109,22 @@ impl Engine {
                     retry_uids.dedup();
                     retry_failures = r.failures.clone();
                     let mut p = r.clone();
+                    if self.opts.flag_sync
+                        && !self.opts.dry_run
+                        && !self.opts.folders_only
+                        && !r.uid_map.is_empty()
+                        && let Some(d) = &dinfo
+                        && r.dest_uid_validity.is_some()
+                        && d.uid_validity == r.dest_uid_validity
+                        && let Some(ms) = self.sync_flags(main, &m, r)?
+                        && let Some(st) = &self.state
+                    {
+                        p.modseq = Some(ms);
+                        let _ = st.update(FolderState {
+                            modseq: Some(ms),
+                            ..r.clone()
+                        });
+                    }
                     p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
                     p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
                     p.failures.clear();

@@ -887,6 +887,33 @@ impl Session {
     pub fn delete_folder(&mut self, name: &str) -> Result<(), ImapError> {
         self.raw(&format!("DELETE {}", astring(name))).map(|_| ())
     }
+
+    /// HIGHESTMODSEQ of a folder (CONDSTORE); `None` when the server does not keep one.
+    pub fn highest_modseq(&mut self, name: &str) -> Result<Option<u64>, ImapError> {
+        let lines = match self.raw(&format!("STATUS {} (HIGHESTMODSEQ)", astring(name))) {
+            Ok(l) => l,
+            Err(e) if matches!(e.kind, Kind::No | Kind::Bad) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(lines.iter().find_map(|l| {
+            let text = String::from_utf8_lossy(l).to_ascii_uppercase();
+            let at = text.find("HIGHESTMODSEQ ")? + "HIGHESTMODSEQ ".len();
+            let digits: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        }))
+    }
+
+    /// Replace the flags of `uids` (a UID set) in the selected folder.
+    pub fn store_flags(&mut self, uids: &str, flags: &[String]) -> Result<(), ImapError> {
+        self.raw(&format!(
+            "UID STORE {uids} FLAGS.SILENT ({})",
+            flags.join(" ")
+        ))
+        .map(|_| ())
+    }
 }
 
 /// A fetched batch of bodies, all in one buffer.

@@ -407,6 +407,14 @@ impl Sink for HumanSink {
             Event::FolderCreated { destination, .. } => {
                 self.step_line(st, format!("Creating folder: {destination}"))
             }
+            Event::FlagsSynced {
+                destination,
+                updated,
+                ..
+            } => self.step_line(
+                st,
+                format!("Flags brought in line: {updated} messages in {destination}"),
+            ),
             Event::FolderStarted {
                 folder, messages, ..
             } => {
