@@ -285,6 +285,10 @@ pub enum Event {
         in_both: u64,
         /// Up to 20 of the missing messages.
         missing_messages: Vec<MissingMessage>,
+        /// Messages in both whose system flags or keywords differ.
+        flags_differ: u64,
+        /// Messages in both whose INTERNALDATE differs.
+        date_differ: u64,
     },
     /// Always last, also after a fatal error or an interruption.
     Summary(Summary),
@@ -352,7 +356,7 @@ pub struct MissingMessage {
 pub enum VerifyStatus {
     /// The destination holds every source message.
     Ok,
-    /// Some source messages are missing in the destination.
+    /// Some source messages are missing in the destination, or differ in flags or date.
     Mismatch,
     Error,
 }
@@ -370,6 +374,10 @@ pub struct VerifySummary {
     pub source_clean: bool,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// Messages in both whose system flags or keywords differ.
+    pub flags_differ: u64,
+    /// Messages in both whose INTERNALDATE differs.
+    pub date_differ: u64,
 }
 
 impl VerifySummary {
@@ -385,6 +393,8 @@ impl VerifySummary {
             source_clean: false,
             duration_ms: 0,
             error: Some(message),
+            flags_differ: 0,
+            date_differ: 0,
         }
     }
 }

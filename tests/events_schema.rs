@@ -174,6 +174,8 @@ fn one_of_each() -> Vec<Event> {
             extra: 0,
             in_both: 1,
             missing_messages: vec![],
+            flags_differ: 0,
+            date_differ: 0,
         },
         Event::VerifySummary(VerifySummary::early_error("e".into(), 3)),
         Event::BatchSummary(BatchSummary {

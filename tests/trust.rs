@@ -336,3 +336,52 @@ fn flags_changed_on_the_source_follow_on_the_next_run() {
     assert_eq!(summary(&json_lines(&out))["flags_updated"], 0);
     assert_same_mail("no change", &want, &dst.digest(USER), &map, Others::Empty);
 }
+
+fn verify(src: &Dovecot, dst: &Dovecot) -> Output {
+    btsx()
+        .arg("verify")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--json")
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx verify")
+}
+
+#[test]
+fn verify_finds_a_flag_removed_by_hand_on_the_destination() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--profile", "flat", "--messages", "20"]);
+    // Every message flagged, so removing the flag on one makes a difference.
+    src.imap(USER, &["SELECT INBOX", "STORE 1:* +FLAGS (\\Flagged)"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("v.json"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let out = verify(&src, &dst);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    let s = support::last_event(&ev, "verify_summary");
+    assert_eq!(s["flags_differ"], 0, "{s}");
+    assert_eq!(s["date_differ"], 0, "{s}");
+
+    dst.imap(USER, &["SELECT INBOX", "STORE 3 -FLAGS (\\Flagged)"]);
+    let out = verify(&src, &dst);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let ev = json_lines(&out);
+    let s = support::last_event(&ev, "verify_summary");
+    assert_eq!(s["status"], "mismatch", "{s}");
+    assert_eq!(s["flags_differ"], 1, "{s}");
+    assert_eq!(s["missing"], 0, "{s}");
+    assert_eq!(s["date_differ"], 0, "{s}");
+    let folder = ev
+        .iter()
+        .find(|e| e["type"] == "verify_folder" && e["folder"] == "INBOX")
+        .expect("INBOX compared");
+    assert_eq!(folder["flags_differ"], 1, "{folder}");
+}

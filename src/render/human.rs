@@ -572,8 +572,18 @@ impl Sink for HumanSink {
                 missing,
                 extra,
                 missing_messages,
+                flags_differ,
+                date_differ,
                 ..
             } => {
+                if *flags_differ > 0 || *date_differ > 0 {
+                    self.err_line(
+                        st,
+                        format!(
+                            "{folder} → {destination}: {flags_differ} messages with other flags, {date_differ} with another date"
+                        ),
+                    );
+                }
                 if *missing == 0 {
                     self.ok_line(
                         st,
@@ -612,8 +622,8 @@ impl Sink for HumanSink {
                         v.source_messages, v.folders
                     )),
                     crate::event::VerifyStatus::Mismatch => self.bad.apply_to(format!(
-                        "Mismatch: {} of {} source messages are missing in the destination",
-                        v.missing, v.source_messages
+                        "Mismatch: of {} source messages, {} are missing in the destination, {} have other flags, {} another date",
+                        v.source_messages, v.missing, v.flags_differ, v.date_differ
                     )),
                     crate::event::VerifyStatus::Error => self.bad.apply_to(format!(
                         "Verify stopped by an error: {}",
