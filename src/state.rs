@@ -25,7 +25,8 @@ pub const STATE_VERSION: u32 = 1;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 const CHECKPOINT_BATCHES: u32 = 3;
 
-/// Everything that decides what a job copies. Two runs with the same identity are the same job.
+/// What a job copies: its two endpoints (which identify it: two runs between the same
+/// endpoints are the same job) and the selection last used (saved, and changeable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdentity {
     pub source: Endpoint,
@@ -62,7 +63,7 @@ impl JobIdentity {
             })
             .take(100)
             .collect();
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let json = serde_json::to_string(&(&self.source, &self.destination)).unwrap_or_default();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in json.bytes() {
             h ^= u64::from(b);
@@ -74,6 +75,36 @@ impl JobIdentity {
     fn describe(&self) -> String {
         format!("{} → {}", self.source.url(), self.destination.url())
     }
+
+    /// The same two endpoints: the same job, whatever its selection.
+    pub fn same_job(&self, other: &JobIdentity) -> bool {
+        self.source == other.source && self.destination == other.destination
+    }
+}
+
+/// Every non-secret option of a job besides its selection, so `--resume FILE` alone
+/// continues it. Paths are absolute. Never a password or token: only where to get them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SavedOptions {
+    pub ca_file: Option<PathBuf>,
+    pub src_ca_file: Option<PathBuf>,
+    pub dst_ca_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub plaintext: bool,
+    pub src_password_file: Option<PathBuf>,
+    pub src_password_command: Option<String>,
+    pub dst_password_file: Option<PathBuf>,
+    pub dst_password_command: Option<String>,
+    pub src_oauth2_token_file: Option<PathBuf>,
+    pub src_oauth2_token_command: Option<String>,
+    pub dst_oauth2_token_file: Option<PathBuf>,
+    pub dst_oauth2_token_command: Option<String>,
+    pub jobs: Option<u16>,
+    pub retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_messages_per_second: Option<f64>,
+    pub max_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +202,9 @@ pub struct StateData {
     pub created: String,
     pub updated: String,
     pub folders: BTreeMap<String, FolderState>,
+    /// The options the job last ran with (see [`SavedOptions`]).
+    #[serde(default)]
+    pub options: SavedOptions,
 }
 
 #[derive(Debug)]
@@ -273,8 +307,8 @@ impl StateStore {
         let existed = fs::metadata(path).is_ok();
         let data = match fs::metadata(path) {
             Ok(_) => {
-                let d = read(path)?;
-                if d.job != *job {
+                let mut d = read(path)?;
+                if !d.job.same_job(job) {
                     return Err(StateError::Foreign(format!(
                         "state file {} belongs to another job ({}); use another --state file, or --resume {} to continue that job",
                         path.display(),
@@ -282,6 +316,8 @@ impl StateStore {
                         path.display()
                     )));
                 }
+                // A changed selection is this job's new selection.
+                d.job = job.clone();
                 d
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -294,6 +330,7 @@ impl StateStore {
                     created: now.clone(),
                     updated: now,
                     folders: BTreeMap::new(),
+                    options: SavedOptions::default(),
                 }
             }
             Err(e) => {
@@ -327,6 +364,13 @@ impl StateStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The options this run uses, saved with the job (written with the next write).
+    pub fn save_options(&self, o: SavedOptions) {
+        if let Ok(mut d) = self.data.lock() {
+            d.options = o;
+        }
     }
 
     pub fn folder(&self, source: &str) -> Option<FolderState> {
@@ -618,9 +662,30 @@ mod tests {
     }
 
     #[test]
+    fn a_job_is_its_two_endpoints() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.json");
+        StateStore::open(&p, &job())
+            .expect("open")
+            .reached()
+            .expect("write");
+        let mut other = job();
+        other.exclude = vec!["Trash".into()];
+        let st = StateStore::open(&p, &other).expect("a changed filter is the same job");
+        st.reached().expect("write");
+        drop(st);
+        assert_eq!(
+            read(&p).expect("read").job.exclude,
+            vec!["Trash".to_string()]
+        );
+    }
+
+    #[test]
     fn file_names_differ_per_job() {
         let mut other = job();
         other.max_size = Some(5);
+        assert_eq!(job().file_name(), other.file_name(), "same endpoints");
+        other.destination = "imaps://c@dst.example".parse().expect("url");
         assert_ne!(job().file_name(), other.file_name());
         assert!(
             job()

@@ -385,3 +385,85 @@ fn verify_finds_a_flag_removed_by_hand_on_the_destination() {
         .expect("INBOX compared");
     assert_eq!(folder["flags_differ"], 1, "{folder}");
 }
+
+#[test]
+fn resume_alone_continues_a_job_with_a_private_ca_and_password_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "15", "--messages", "40"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let secret = |name: &str, pw: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, pw).expect("write password file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        p
+    };
+    let src_pw = secret("src.pw", &src.password(USER));
+    let dst_pw = secret("dst.pw", &dst.password(USER));
+    let state = tmp.path().join("job.json");
+    let first = |extra: &[&str]| {
+        btsx()
+            .arg("migrate")
+            .arg(src.url(USER))
+            .arg(dst.url(USER))
+            .arg("--ca-file")
+            .arg(&src.ca_file)
+            .arg("--src-password-file")
+            .arg(&src_pw)
+            .arg("--dst-password-file")
+            .arg(&dst_pw)
+            .arg("--jobs")
+            .arg("2")
+            .arg("--state")
+            .arg(&state)
+            .arg("--json")
+            .args(extra)
+            .env("XDG_STATE_HOME", tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run btsx")
+    };
+    let out = first(&[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let map = folder_map(summary(&json_lines(&out)));
+    let text = std::fs::read_to_string(&state).expect("state");
+    assert!(!text.contains(&src.password(USER)) && !text.contains(&dst.password(USER)));
+    assert!(text.contains("ca.pem") && text.contains("src.pw"), "{text}");
+
+    // New mail, then `--resume FILE` and nothing else, from another directory.
+    src.generate(
+        USER,
+        &["--profile", "flat", "--seed", "16", "--messages", "7"],
+    );
+    let elsewhere = tempfile::tempdir().expect("cwd");
+    let out = btsx()
+        .arg("migrate")
+        .arg("--resume")
+        .arg(&state)
+        .arg("--json")
+        .current_dir(elsewhere.path())
+        .env("XDG_STATE_HOME", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run btsx");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let ev = json_lines(&out);
+    assert_eq!(summary(&ev)["messages_copied"], 7);
+    let start = ev.iter().find(|e| e["type"] == "start").expect("start");
+    assert_eq!(start["jobs"], 2, "the saved --jobs");
+    assert_same_mail(
+        "resumed",
+        &src.digest(USER),
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
+
+    // Another filter on the same state file is the same job, saved for next time.
+    let out = first(&["--exclude", "Archive*"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    assert_eq!(saved["job"]["exclude"][0], "Archive*");
+}
