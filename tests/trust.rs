@@ -330,6 +330,16 @@ fn flags_changed_on_the_source_follow_on_the_next_run() {
         Others::Empty,
     );
 
+    // Dovecot offers LIST-STATUS with HIGHESTMODSEQ: a no-change run asks each side once.
+    let t = src.imap(
+        USER,
+        &["LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))"],
+    );
+    assert!(
+        t.contains("* STATUS INBOX (MESSAGES") && t.contains("HIGHESTMODSEQ"),
+        "{t}"
+    );
+
     // Nothing changed since: nothing to update.
     let out = migrate(&src, &dst, &state, &[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");

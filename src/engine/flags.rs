@@ -8,14 +8,19 @@ use super::*;
 impl Engine {
     /// Bring the flags of the mapped messages of one folder in line with the source. With
     /// CONDSTORE a folder whose HIGHESTMODSEQ did not move since the last sync costs one
-    /// STATUS. Returns the HIGHESTMODSEQ to record, if any.
+    /// STATUS, or nothing when LIST-STATUS told it already (`known`). Returns the
+    /// HIGHESTMODSEQ to record, if any.
     pub(super) fn sync_flags(
         &self,
         main: &mut Pair,
         m: &Mapping,
         r: &FolderState,
+        known: Option<u64>,
     ) -> SResult<Option<u64>> {
-        let modseq = main.src.highest_modseq(&m.source_wire).on(Side::Source)?;
+        let modseq = match known {
+            Some(k) => Some(k),
+            None => main.src.highest_modseq(&m.source_wire).on(Side::Source)?,
+        };
         if modseq.is_some() && modseq == r.modseq {
             return Ok(None);
         }

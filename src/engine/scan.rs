@@ -1,6 +1,7 @@
 //! Scanning: which source folders there are, where they go, and what is new in each.
 
 use super::*;
+use crate::imap::session::ListStatus;
 
 impl Engine {
     /// LIST both sides and map every selected source folder to its destination.
@@ -58,6 +59,15 @@ impl Engine {
         // (source UIDVALIDITY, source UIDNEXT, destination STATUS) of folders on both sides.
         let mut both = Vec::new();
         let all = folders.len();
+        // One LIST-STATUS per side where offered (else one STATUS per folder below): a
+        // no-change run is then two commands.
+        let src_st = match &self.state {
+            Some(_) => main.src.list_status().on(Side::Source)?,
+            None => None,
+        };
+        let dst_st = main.dst.list_status().on(Side::Destination)?;
+        let known =
+            |l: &Option<ListStatus>, wire: &str| l.as_ref().and_then(|l| l.get(wire).cloned());
         for m in folders {
             if self.cancelled() {
                 break;
@@ -65,15 +75,18 @@ impl Engine {
             let resume = self.state.as_ref().and_then(|s| s.folder(&m.source));
             // A folder the state knows: STATUS tells whether anything is new, without
             // opening it (a no-change run is then one command per folder and side).
-            let info = match &resume {
-                Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
-                None => main.src.examine(&m.source_wire).on(Side::Source)?,
+            let listed = known(&src_st, &m.source_wire);
+            let src_modseq = listed.as_ref().and_then(|l| l.1);
+            let info = match (&resume, listed) {
+                (Some(_), Some((i, _))) => i,
+                (Some(_), None) => main.src.status(&m.source_wire).on(Side::Source)?,
+                (None, _) => main.src.examine(&m.source_wire).on(Side::Source)?,
             };
             // The servers outrank the state file: what the destination holds now.
-            let dinfo = if m.exists {
-                Some(main.dst.status(&m.dest_wire).on(Side::Destination)?)
-            } else {
-                None
+            let dinfo = match (m.exists, known(&dst_st, &m.dest_wire)) {
+                (false, _) => None,
+                (true, Some((i, _))) => Some(i),
+                (true, None) => Some(main.dst.status(&m.dest_wire).on(Side::Destination)?),
             };
             if let Some(d) = &dinfo {
                 both.push((info.uid_validity, info.uid_next, d.clone()));
@@ -116,7 +129,7 @@ impl Engine {
                         && let Some(d) = &dinfo
                         && r.dest_uid_validity.is_some()
                         && d.uid_validity == r.dest_uid_validity
-                        && let Some(ms) = self.sync_flags(main, &m, r)?
+                        && let Some(ms) = self.sync_flags(main, &m, r, src_modseq)?
                         && let Some(st) = &self.state
                     {
                         p.modseq = Some(ms);

@@ -914,6 +914,19 @@ impl Session {
         ))
         .map(|_| ())
     }
+
+    /// Every folder's STATUS in one command (LIST-STATUS, RFC 5819), with HIGHESTMODSEQ;
+    /// wire name → (status, HIGHESTMODSEQ). `None` when the server does not offer it.
+    pub fn list_status(&mut self) -> Result<Option<ListStatus>, ImapError> {
+        let cmd = "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))";
+        match self.raw(cmd) {
+            Ok(lines) => Ok(Some(
+                lines.iter().filter_map(|l| parse_status_line(l)).collect(),
+            )),
+            Err(e) if matches!(e.kind, Kind::No | Kind::Bad) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A fetched batch of bodies, all in one buffer.
@@ -1036,6 +1049,74 @@ fn trailing_literal(line: &[u8]) -> Option<usize> {
     num.trim_end_matches('+').parse().ok()
 }
 
+/// What LIST-STATUS tells: wire name → (status, HIGHESTMODSEQ).
+pub type ListStatus = HashMap<String, (FolderInfo, Option<u64>)>;
+
+/// `* STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n HIGHESTMODSEQ n)`, the name quoted,
+/// an atom, or a literal inlined by the raw helper.
+fn parse_status_line(line: &[u8]) -> Option<(String, (FolderInfo, Option<u64>))> {
+    let rest = line.strip_prefix(b"* ")?;
+    if rest.len() < 7 || !rest[..7].eq_ignore_ascii_case(b"STATUS ") {
+        return None;
+    }
+    let rest = &rest[7..];
+    let (name, after): (Vec<u8>, &[u8]) = match rest.first()? {
+        b'"' => {
+            let mut name = Vec::new();
+            let mut i = 1;
+            loop {
+                match *rest.get(i)? {
+                    b'\\' => {
+                        name.push(*rest.get(i + 1)?);
+                        i += 2;
+                    }
+                    b'"' => break (name, &rest[i + 1..]),
+                    c => {
+                        name.push(c);
+                        i += 1;
+                    }
+                }
+            }
+        }
+        b'{' => {
+            let close = rest.iter().position(|&b| b == b'}')?;
+            let n: usize = std::str::from_utf8(&rest[1..close])
+                .ok()?
+                .trim_end_matches('+')
+                .parse()
+                .ok()?;
+            let start = close + 3; // "}\r\n"
+            let body = rest.get(start..start.checked_add(n)?)?;
+            (body.to_vec(), &rest[start + n..])
+        }
+        _ => {
+            let end = rest.iter().position(|&b| b == b' ')?;
+            (rest[..end].to_vec(), &rest[end..])
+        }
+    };
+    let text = String::from_utf8_lossy(after);
+    let inner = text
+        .split_once('(')?
+        .1
+        .split_once(')')?
+        .0
+        .to_ascii_uppercase();
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let mut info = FolderInfo::default();
+    let mut modseq = None;
+    for pair in words.chunks(2) {
+        let [k, v] = pair else { break };
+        match *k {
+            "MESSAGES" => info.exists = v.parse().ok()?,
+            "UIDNEXT" => info.uid_next = v.parse().ok(),
+            "UIDVALIDITY" => info.uid_validity = v.parse().ok(),
+            "HIGHESTMODSEQ" => modseq = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((String::from_utf8_lossy(&name).into_owned(), (info, modseq)))
+}
+
 /// The new UID from `[APPENDUID validity uid-set]`; for a set (MULTIAPPEND), the highest.
 fn parse_appenduid(info: &str) -> Option<u32> {
     let i = info.to_ascii_uppercase().find("[APPENDUID ")?;
@@ -1136,6 +1217,32 @@ impl imap::Authenticator for PlainAuth {
         v.push(0);
         v.extend_from_slice(self.secret.expose().as_bytes());
         v
+    }
+}
+
+#[cfg(test)]
+mod list_status_tests {
+    use super::parse_status_line;
+
+    #[test]
+    fn status_lines_in_every_name_form() {
+        let (n, (i, m)) = parse_status_line(
+            b"* STATUS \"Sent Messages\" (MESSAGES 5 UIDNEXT 9 UIDVALIDITY 77 HIGHESTMODSEQ 12)\r\n",
+        )
+        .expect("quoted");
+        assert_eq!(
+            (n.as_str(), i.exists, i.uid_next, i.uid_validity, m),
+            ("Sent Messages", 5, Some(9), Some(77), Some(12))
+        );
+        let (n, (i, m)) =
+            parse_status_line(b"* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 3)\r\n")
+                .expect("atom");
+        assert_eq!((n.as_str(), i.exists, m), ("INBOX", 0, None));
+        let (n, _) =
+            parse_status_line(b"* STATUS {4}\r\na\"b\\ (MESSAGES 1)\r\n").expect("literal");
+        assert_eq!(n, "a\"b\\");
+        assert!(parse_status_line(b"* LIST () \"/\" INBOX\r\n").is_none());
+        assert!(parse_status_line(b"* STATUS \"x (MESSAGES").is_none());
     }
 }
 
