@@ -24,16 +24,38 @@ impl Engine {
         if modseq.is_some() && modseq == r.modseq {
             return Ok(None);
         }
-        let pairs: Vec<(u32, u32)> = r.uid_map.pairs().collect();
         main.src.examine(&m.source_wire).on(Side::Source)?;
+        // With CONDSTORE only what changed since the last sync; else every mapped message.
+        let changed = match (modseq, r.modseq) {
+            (Some(_), Some(since)) => Some(
+                main.src
+                    .changed_since(since)
+                    .on(Side::Source)?
+                    .into_iter()
+                    .map(|x| (x.uid, x))
+                    .collect::<HashMap<u32, MessageMeta>>(),
+            ),
+            _ => None,
+        };
+        let pairs: Vec<(u32, u32)> = r
+            .uid_map
+            .pairs()
+            .filter(|(s, _)| changed.as_ref().is_none_or(|c| c.contains_key(s)))
+            .collect();
+        if pairs.is_empty() {
+            return Ok(modseq);
+        }
         let dinfo = main.dst.select(&m.dest_wire).on(Side::Destination)?;
         // Target flag set → destination UIDs that need it.
         let mut updates: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
         for chunk in pairs.chunks(WINDOW) {
-            let smeta = main
-                .src
-                .fetch_meta_set(&uid_set(chunk.iter().map(|p| p.0)))
-                .on(Side::Source)?;
+            let smeta = match &changed {
+                Some(c) => chunk.iter().filter_map(|p| c.get(&p.0).cloned()).collect(),
+                None => main
+                    .src
+                    .fetch_meta_set(&uid_set(chunk.iter().map(|p| p.0)))
+                    .on(Side::Source)?,
+            };
             let dmeta = main
                 .dst
                 .fetch_meta_set(&uid_set(chunk.iter().map(|p| p.1)))

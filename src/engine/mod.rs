@@ -129,6 +129,9 @@ struct Task {
     retry_uids: Vec<u32>,
     /// Their failure reports, kept in the state file until they are settled.
     retry_failures: Vec<FailureReport>,
+    /// The source folder's HIGHESTMODSEQ at scan time: flags copied in this run are at
+    /// least that recent, so the next flag sync starts there.
+    scan_modseq: Option<u64>,
     /// The source folder's UIDVALIDITY at scan time.
     uid_validity: Option<u32>,
     /// The highest UID the scan counted: mail that arrives later waits for the next run,
@@ -938,7 +941,7 @@ impl Engine {
                     m.extend(prog.mapped.iter().copied());
                     m
                 },
-                modseq: p.and_then(|p| p.modseq),
+                modseq: p.and_then(|p| p.modseq).or(task.scan_modseq),
             });
             if let Err(e) = r {
                 self.emit(Event::Warning {

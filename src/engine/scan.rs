@@ -183,6 +183,7 @@ impl Engine {
                 index_destination: index_destination && m.exists,
                 retry_uids,
                 retry_failures,
+                scan_modseq: src_modseq,
                 uid_validity: info.uid_validity,
                 scan_last_uid,
                 prior,

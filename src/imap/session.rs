@@ -915,6 +915,15 @@ impl Session {
         .map(|_| ())
     }
 
+    /// UID, size and flags of the messages of the selected folder whose flags changed since
+    /// `modseq` (CONDSTORE CHANGEDSINCE): the cost follows the changes, not the folder.
+    pub fn changed_since(&mut self, modseq: u64) -> Result<Vec<MessageMeta>, ImapError> {
+        let lines = self.raw(&format!(
+            "UID FETCH 1:* (UID RFC822.SIZE FLAGS) (CHANGEDSINCE {modseq})"
+        ))?;
+        Ok(lines.iter().filter_map(|l| parse_flags_line(l)).collect())
+    }
+
     /// Every folder's STATUS in one command (LIST-STATUS, RFC 5819), with HIGHESTMODSEQ;
     /// wire name → (status, HIGHESTMODSEQ). `None` when the server does not offer it.
     pub fn list_status(&mut self) -> Result<Option<ListStatus>, ImapError> {
@@ -1047,6 +1056,42 @@ fn trailing_literal(line: &[u8]) -> Option<usize> {
     let open = l.iter().rposition(|&b| b == b'{')?;
     let num = std::str::from_utf8(&l[open + 1..]).ok()?;
     num.trim_end_matches('+').parse().ok()
+}
+
+/// `* n FETCH (UID u RFC822.SIZE s FLAGS (…) MODSEQ (m))`, items in any order.
+fn parse_flags_line(line: &[u8]) -> Option<MessageMeta> {
+    let text = std::str::from_utf8(line).ok()?;
+    let upper = text.to_ascii_uppercase();
+    if !upper.starts_with("* ") || !upper.contains(" FETCH (") {
+        return None;
+    }
+    let number_after = |key: &str| -> Option<u64> {
+        let at = upper.find(key)? + key.len();
+        let digits: String = upper[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let at = upper.find("FLAGS (")? + "FLAGS (".len();
+    let list = &text[at..at + text[at..].find(')')?];
+    let flags = list
+        .split_whitespace()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .map(|f| {
+            // System flags as the crate's parser spells them.
+            ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(f))
+                .map_or_else(|| f.to_string(), |s| s.to_string())
+        })
+        .collect();
+    Some(MessageMeta {
+        uid: find_uid(line)?,
+        size: number_after("RFC822.SIZE ")?,
+        flags,
+        internal_date: None,
+    })
 }
 
 /// What LIST-STATUS tells: wire name → (status, HIGHESTMODSEQ).
@@ -1243,6 +1288,20 @@ mod list_status_tests {
         assert_eq!(n, "a\"b\\");
         assert!(parse_status_line(b"* LIST () \"/\" INBOX\r\n").is_none());
         assert!(parse_status_line(b"* STATUS \"x (MESSAGES").is_none());
+    }
+
+    #[test]
+    fn changed_flags_lines() {
+        let m = super::parse_flags_line(
+            b"* 4 FETCH (UID 17 RFC822.SIZE 1234 FLAGS (\\seen Work \\Recent) MODSEQ (99))\r\n",
+        )
+        .expect("fetch");
+        assert_eq!((m.uid, m.size), (17, 1234));
+        assert_eq!(m.flags, vec!["\\Seen".to_string(), "Work".to_string()]);
+        let m = super::parse_flags_line(b"* 1 FETCH (FLAGS () UID 3 RFC822.SIZE 5)\r\n")
+            .expect("empty flags");
+        assert!(m.flags.is_empty());
+        assert!(super::parse_flags_line(b"* 2 EXPUNGE\r\n").is_none());
     }
 }
 
