@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 impl Engine {
-    /// One attempt at a folder, from the first unsettled UID on. The folder is walked in windows of
-    /// UIDs so memory does not grow with its size.
+    /// One attempt at a folder, from the first unsettled UID on. The folder is walked in
+    /// windows of UIDs so memory does not grow with its size.
     pub(super) fn copy_once(
         &self,
         pair: &mut Pair,
@@ -58,6 +58,8 @@ impl Engine {
         let mut inflight: Option<(Pending, Vec<Sent>)> = None;
         for window in windows {
             if self.cancelled() {
+                // What is left of the walk stays unsettled.
+                walked_all = false;
                 break;
             }
             let mut metas = src
