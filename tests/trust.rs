@@ -477,3 +477,49 @@ fn resume_alone_continues_a_job_with_a_private_ca_and_password_files() {
         serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
     assert_eq!(saved["job"]["exclude"][0], "Archive*");
 }
+
+#[test]
+fn messages_found_by_the_index_have_their_flags_kept_in_step_too() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(
+        USER,
+        &["--profile", "flat", "--seed", "17", "--messages", "30"],
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("idx.json");
+    assert_eq!(migrate(&src, &dst, &state, &[]).status.code(), Some(0));
+    // Five messages lost on the destination: refilled, the other 25 found by the index.
+    dst.imap(
+        USER,
+        &[
+            "SELECT INBOX",
+            "STORE 1:5 +FLAGS.SILENT (\\Deleted)",
+            "EXPUNGE",
+        ],
+    );
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let s = summary(&json_lines(&out)).clone();
+    assert_eq!(
+        (
+            s["messages_copied"].as_u64(),
+            s["messages_skipped"].as_u64()
+        ),
+        (Some(5), Some(25)),
+        "{s}"
+    );
+    let map = folder_map(&s);
+
+    src.imap(USER, &["SELECT INBOX", "STORE 1:* FLAGS (\\Flagged Later)"]);
+    let out = migrate(&src, &dst, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(summary(&json_lines(&out))["flags_updated"], 30);
+    assert_same_mail(
+        "",
+        &src.digest(USER),
+        &dst.digest(USER),
+        &map,
+        Others::Empty,
+    );
+}

@@ -125,7 +125,7 @@ impl Engine {
         prog: &mut FolderProgress,
         dinfo: &FolderInfo,
         metas: &[MessageMeta],
-        present: &HashMap<u32, Option<String>>,
+        present: &HashMap<u32, (Option<String>, u32)>,
         inflight: &mut Option<(Pending, Vec<Sent>)>,
     ) -> SResult<bool> {
         let limit = match (self.opts.max_size, dst.caps.append_limit) {
@@ -152,10 +152,11 @@ impl Engine {
                     break;
                 }
                 i += 1;
-                if let Some(id) = present.get(&m.uid) {
+                if let Some((id, d)) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
                     prog.present += 1;
                     prog.confirmed.push(m.uid);
+                    prog.mapped.push((m.uid, *d));
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
@@ -579,7 +580,7 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
-                idx.add(index::key(&h.headers, h.size));
+                idx.add(index::key(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
         }
@@ -592,15 +593,15 @@ impl Engine {
         src: &mut Session,
         metas: &[MessageMeta],
         idx: &mut Index,
-    ) -> Result<HashMap<u32, Option<String>>, ImapError> {
+    ) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
         let mut present = HashMap::new();
         for chunk in metas.chunks(2000) {
             let uids = uid_set(chunk.iter().map(|m| m.uid));
             let mut heads = src.fetch_headers(&uids)?;
             heads.sort_by_key(|h| h.uid);
             for h in heads {
-                if idx.take(&index::key(&h.headers, h.size)) {
-                    present.insert(h.uid, index::message_id(&h.headers));
+                if let Some(d) = idx.take(&index::key(&h.headers, h.size)) {
+                    present.insert(h.uid, (index::message_id(&h.headers), d));
                 }
             }
         }
