@@ -523,3 +523,71 @@ fn messages_found_by_the_index_have_their_flags_kept_in_step_too() {
         Others::Empty,
     );
 }
+
+#[test]
+fn a_message_the_source_will_not_give_fails_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(
+        USER,
+        &["--profile", "flat", "--seed", "18", "--messages", "20"],
+    );
+    let before = src.digest(USER);
+    // Make one message file unreadable behind Dovecot's back: the folder still lists the
+    // message, but its body cannot be read (FETCH answers NO for any batch holding it).
+    let mut files: Vec<std::path::PathBuf> = walk(&src.dir.join("home").join(USER))
+        .into_iter()
+        .filter(|p| {
+            p.parent()
+                .is_some_and(|d| d.ends_with("cur") || d.ends_with("new"))
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 20, "{files:?}");
+    std::fs::set_permissions(&files[9], std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(&src, &dst, &tmp.path().join("no.json"), &["--jobs", "1"]);
+    let ev = json_lines(&out);
+    let s = summary(&ev);
+    // The folder goes on; that one message fails with a reason and is tried again next run.
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert_eq!(s["messages_copied"], 19, "{s}");
+    assert_eq!(s["messages_failed"], 1, "{s}");
+    assert!(
+        s["failures"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("closes the session"),
+        "{s}"
+    );
+    let got: Vec<_> = dst.digest(USER).folders["INBOX"].messages.clone();
+    assert_eq!(got.len(), 19, "every other message once");
+    for m in &got {
+        assert!(before.folders["INBOX"].messages.contains(m), "{m:?}");
+    }
+
+    // Readable again: the next run copies it.
+    std::fs::set_permissions(&files[9], std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = migrate(&src, &dst, &tmp.path().join("no.json"), &["--jobs", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(summary(&json_lines(&out))["messages_copied"], 1);
+    let mut got = dst.digest(USER).folders["INBOX"].messages.clone();
+    let mut want = before.folders["INBOX"].messages.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

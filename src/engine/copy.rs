@@ -72,7 +72,7 @@ impl Engine {
             let present = if idx.is_empty() {
                 HashMap::new()
             } else {
-                self.match_source(src, &metas, &mut idx).on(Side::Source)?
+                match_source(src, &metas, &mut idx, &mut prog.suspects).on(Side::Source)?
             };
             metas.retain(|x| prog.ledger.settled(x.uid).is_none());
             let whole = self.copy_window(
@@ -163,6 +163,32 @@ impl Engine {
                     self.skip(task, prog, m, None, SkipReason::SizeLimit);
                     continue;
                 }
+                if let Some(&alone) = prog.suspects.get(&m.uid) {
+                    if alone {
+                        self.fail(
+                            task,
+                            prog,
+                            m.uid,
+                            None,
+                            "the source closes the session whenever this message is fetched".into(),
+                        );
+                        continue;
+                    }
+                    // Alone, after the answers in flight (one destination connection).
+                    if let Some((p, sent)) = inflight.take() {
+                        let again = self
+                            .settle(dst, task, prog, p, sent)
+                            .on(Side::Destination)?;
+                        self.resend_one_by_one(src, dst, task, prog, again)?;
+                    }
+                    let one = Retry {
+                        sent: self.sent_of(task, prog, dinfo, m, None),
+                        reason: String::new(),
+                        as_sent: true,
+                    };
+                    self.resend_one_by_one(src, dst, task, prog, vec![one])?;
+                    continue;
+                }
                 if let Some(t) = &self.opts.throttle {
                     t.acquire(m.size);
                 }
@@ -185,6 +211,14 @@ impl Engine {
             }
             let bodies = match fetched {
                 Ok(b) => b,
+                // The server ended the session over this batch (e.g. Dovecot cannot read a
+                // message file): after the reconnect its messages are fetched one by one.
+                Err(e) if closed_by_server(&e) => {
+                    for m in &batch {
+                        prog.suspects.entry(m.uid).or_insert(false);
+                    }
+                    return Err(e).on(Side::Source);
+                }
                 // The source would not give one of them: the others must not sink with it.
                 Err(e) if e.kind == Kind::No => {
                     prog.ledger.sent(batch.iter().map(|m| m.uid));
@@ -409,7 +443,14 @@ impl Engine {
                     );
                     continue;
                 }
-                Err(e) => return Err(e).on(Side::Source),
+                Err(e) => {
+                    if closed_by_server(&e)
+                        && let Some(alone) = prog.suspects.get_mut(&s.uid)
+                    {
+                        *alone = true;
+                    }
+                    return Err(e).on(Side::Source);
+                }
             };
             let Some((_, body)) = bodies.iter().find(|(u, _)| *u == s.uid) else {
                 self.fail(
@@ -586,27 +627,56 @@ impl Engine {
         }
         Ok(idx)
     }
+}
 
-    /// Which source messages the destination already holds (claimed from `idx`).
-    fn match_source(
-        &self,
-        src: &mut Session,
-        metas: &[MessageMeta],
-        idx: &mut Index,
-    ) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
-        let mut present = HashMap::new();
-        for chunk in metas.chunks(2000) {
-            let uids = uid_set(chunk.iter().map(|m| m.uid));
-            let mut heads = src.fetch_headers(&uids)?;
-            heads.sort_by_key(|h| h.uid);
-            for h in heads {
-                if let Some(d) = idx.take(&index::key(&h.headers, h.size)) {
-                    present.insert(h.uid, (index::message_id(&h.headers), d));
+/// Which source messages the destination already holds (claimed from `idx`). Suspects (see
+/// `FolderProgress::suspects`) are asked one at a time; one that made the source close the
+/// session was never appended, so it is not looked for.
+fn match_source(
+    src: &mut Session,
+    metas: &[MessageMeta],
+    idx: &mut Index,
+    suspects: &mut HashMap<u32, bool>,
+) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
+    let mut present = HashMap::new();
+    let (alone, plain): (Vec<&MessageMeta>, Vec<&MessageMeta>) =
+        metas.iter().partition(|m| suspects.contains_key(&m.uid));
+    let mut sets: Vec<String> = plain
+        .chunks(2000)
+        .map(|c| uid_set(c.iter().map(|m| m.uid)))
+        .collect();
+    sets.extend(
+        alone
+            .iter()
+            .filter(|m| suspects.get(&m.uid) == Some(&false))
+            .map(|m| m.uid.to_string()),
+    );
+    for uids in sets {
+        let mut heads = match src.fetch_headers(&uids) {
+            Ok(h) => h,
+            Err(e) => {
+                if closed_by_server(&e)
+                    && let Ok(uid) = uids.parse::<u32>()
+                    && let Some(a) = suspects.get_mut(&uid)
+                {
+                    *a = true;
                 }
+                return Err(e);
+            }
+        };
+        heads.sort_by_key(|h| h.uid);
+        for h in heads {
+            if let Some(d) = idx.take(&index::key(&h.headers, h.size)) {
+                present.insert(h.uid, (index::message_id(&h.headers), d));
             }
         }
-        Ok(present)
     }
+    Ok(present)
+}
+
+/// The server said BYE (not a cut or a timeout): something in the request made it stop.
+fn closed_by_server(e: &ImapError) -> bool {
+    e.kind == Kind::Dropped && e.message.contains("closed the session")
 }
 
 /// Source UIDs per window: the metadata of this many messages is held at once.

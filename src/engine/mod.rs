@@ -1,7 +1,7 @@
 //! The migration itself: connect, scan, plan, create folders, copy messages with a pool of
 //! workers. It reports only through [`Event`]s; it never prints.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,6 +156,9 @@ struct FolderProgress {
     present: u64,
     /// (source UID, destination UID) of the messages stored in this run (APPENDUID).
     mapped: Vec<(u32, u32)>,
+    /// Messages in a batch whose FETCH made the source close the session: fetched alone from
+    /// then on; `true` once one did it alone too (then it fails, and the folder goes on).
+    suspects: HashMap<u32, bool>,
     failures: Vec<FailureReport>,
     warned_flags: HashSet<String>,
     uid_validity: Option<u32>,
