@@ -229,3 +229,54 @@ fn lacking(r: &FolderState, now: Option<&FolderInfo>) -> Option<String> {
         Some(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(copied: u64, held: Option<u64>, dest_uid_validity: Option<u32>) -> FolderState {
+        FolderState {
+            source: "INBOX".into(),
+            destination: "INBOX".into(),
+            uid_validity: 1,
+            last_uid: 10,
+            dest_uid_validity,
+            dest_uid_next: Some(11),
+            messages: 10,
+            copied,
+            skipped: 0,
+            failed: 0,
+            bytes: 0,
+            status: FolderStatus::Complete,
+            failures: Vec::new(),
+            held,
+            uid_map: Default::default(),
+            modseq: None,
+        }
+    }
+
+    fn now(exists: u32, uid_validity: u32) -> FolderInfo {
+        FolderInfo {
+            exists,
+            uid_next: Some(11),
+            uid_validity: Some(uid_validity),
+            permanent_flags: None,
+        }
+    }
+
+    #[test]
+    fn the_destination_outranks_the_state() {
+        let r = recorded(8, Some(10), Some(5));
+        assert_eq!(lacking(&r, Some(&now(10, 5))), None);
+        assert_eq!(lacking(&r, Some(&now(12, 5))), None, "more is fine");
+        assert!(lacking(&r, Some(&now(9, 5))).is_some_and(|w| w.contains("fewer")));
+        assert!(lacking(&r, Some(&now(10, 6))).is_some_and(|w| w.contains("recreated")));
+        assert!(lacking(&r, None).is_some_and(|w| w.contains("gone")));
+        // An old state file without `held`: what it copied stands in.
+        let old = recorded(8, None, None);
+        assert_eq!(lacking(&old, Some(&now(8, 7))), None);
+        assert!(lacking(&old, Some(&now(7, 7))).is_some());
+        // Nothing recorded as held: a missing folder is simply created.
+        assert_eq!(lacking(&recorded(0, Some(0), None), None), None);
+    }
+}
