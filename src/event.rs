@@ -289,6 +289,8 @@ pub enum Event {
         flags_differ: u64,
         /// Messages in both whose INTERNALDATE differs.
         date_differ: u64,
+        /// Up to 20 of the messages whose flags or date differ.
+        differing_messages: Vec<DifferingMessage>,
     },
     /// Always last, also after a fatal error or an interruption.
     Summary(Summary),
@@ -342,6 +344,18 @@ pub struct BatchSummary {
     pub duration_ms: u64,
     pub per_account: Vec<AccountReport>,
     pub bad_rows: Vec<RowError>,
+}
+
+/// A message in both whose flags or date differ (`btsx verify`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DifferingMessage {
+    /// Source UID.
+    pub uid: u32,
+    pub message_id: Option<String>,
+    /// Sorted, without `\Recent`.
+    pub source_flags: Vec<String>,
+    pub destination_flags: Vec<String>,
+    pub date_differs: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::engine::{Engine, OnSide, Pair, SResult, WINDOW, exit_code_for, uid_set};
-use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
+use crate::event::{
+    DifferingMessage, Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary,
+};
 use crate::exit;
 use crate::imap::{ImapError, MessageMeta, Session};
 use crate::index;
@@ -126,6 +128,7 @@ impl Engine {
         let (mut source, mut in_both, mut missing_count) = (0u64, 0u64, 0u64);
         let (mut flags_differ, mut date_differ) = (0u64, 0u64);
         let mut missing = Vec::new();
+        let mut differing = Vec::new();
         for chunk in uids.chunks(WINDOW) {
             let wanted: HashMap<u32, Look> = pair
                 .src
@@ -152,6 +155,15 @@ impl Engine {
                     in_both += 1;
                     flags_differ += u64::from(got.flags != want.flags);
                     date_differ += u64::from(got.date != want.date);
+                    if got != *want && differing.len() < 20 {
+                        differing.push(DifferingMessage {
+                            uid: h.uid,
+                            message_id: index::message_id(&h.headers),
+                            source_flags: want.flags.clone(),
+                            destination_flags: got.flags,
+                            date_differs: got.date != want.date,
+                        });
+                    }
                 } else {
                     missing_count += 1;
                     if missing.len() < 20 {
@@ -184,6 +196,7 @@ impl Engine {
             missing_messages: missing,
             flags_differ: c.flags_differ,
             date_differ: c.date_differ,
+            differing_messages: differing,
         });
         Ok(c)
     }

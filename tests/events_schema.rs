@@ -176,6 +176,7 @@ fn one_of_each() -> Vec<Event> {
             missing_messages: vec![],
             flags_differ: 0,
             date_differ: 0,
+            differing_messages: vec![],
         },
         Event::VerifySummary(VerifySummary::early_error("e".into(), 3)),
         Event::BatchSummary(BatchSummary {

@@ -394,6 +394,15 @@ fn verify_finds_a_flag_removed_by_hand_on_the_destination() {
         .find(|e| e["type"] == "verify_folder" && e["folder"] == "INBOX")
         .expect("INBOX compared");
     assert_eq!(folder["flags_differ"], 1, "{folder}");
+    let d = &folder["differing_messages"][0];
+    assert_eq!(d["uid"], 3, "{folder}");
+    let has = |k: &str| {
+        d[k].as_array()
+            .expect("flags")
+            .iter()
+            .any(|f| f == "\\Flagged")
+    };
+    assert!(has("source_flags") && !has("destination_flags"), "{folder}");
 }
 
 #[test]

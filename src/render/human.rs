@@ -574,6 +574,7 @@ impl Sink for HumanSink {
                 missing_messages,
                 flags_differ,
                 date_differ,
+                differing_messages,
                 ..
             } => {
                 if *flags_differ > 0 || *date_differ > 0 {
@@ -583,6 +584,19 @@ impl Sink for HumanSink {
                             "{folder} → {destination}: {flags_differ} messages with other flags, {date_differ} with another date"
                         ),
                     );
+                    for m in differing_messages.iter().take(5) {
+                        self.line(
+                            st,
+                            format!(
+                                "    differs: UID {} {}: flags ({}) on the source, ({}) on the destination{}",
+                                m.uid,
+                                m.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                                m.source_flags.join(" "),
+                                m.destination_flags.join(" "),
+                                if m.date_differs { "; another date" } else { "" }
+                            ),
+                        );
+                    }
                 }
                 if *missing == 0 {
                     self.ok_line(
