@@ -154,7 +154,6 @@ impl Engine {
                 i += 1;
                 if let Some((id, d)) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
-                    prog.present += 1;
                     prog.confirmed.push(m.uid);
                     prog.mapped.push((m.uid, *d));
                     continue;
@@ -392,7 +391,9 @@ impl Engine {
     }
 
     fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
-        prog.ledger.settle(s.uid, true);
+        if !prog.ledger.stored(s.uid, s.size) {
+            return;
+        }
         prog.confirmed.push(s.uid);
         if let Some(d) = new_uid {
             prog.mapped.push((s.uid, d));
@@ -403,9 +404,6 @@ impl Engine {
             (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
             _ => None,
         };
-        prog.copied += 1;
-        prog.done += 1;
-        prog.bytes += s.size;
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         self.totals.bytes.fetch_add(s.size, Ordering::Relaxed);
     }
@@ -523,9 +521,9 @@ impl Engine {
     fn progress(&self, task: &Task, prog: &FolderProgress) {
         self.emit(Event::Progress {
             folder: task.map.source.clone(),
-            done: prog.done,
+            done: prog.ledger.tally().done(),
             total: task.messages,
-            bytes: prog.bytes,
+            bytes: prog.ledger.tally().bytes,
             overall_done: self.totals.done.load(Ordering::Relaxed),
             overall_total: self.totals.total.load(Ordering::Relaxed),
             overall_bytes: self.totals.bytes.load(Ordering::Relaxed),
@@ -540,10 +538,12 @@ impl Engine {
         message_id: Option<String>,
         reason: SkipReason,
     ) {
-        prog.skipped += 1;
-        prog.done += 1;
-        prog.ledger
-            .settle(m.uid, reason == SkipReason::AlreadyPresent);
+        if !prog
+            .ledger
+            .skipped(m.uid, reason == SkipReason::AlreadyPresent)
+        {
+            return;
+        }
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         self.emit(Event::MessageSkipped {
             folder: task.map.source.clone(),
@@ -562,9 +562,9 @@ impl Engine {
         message_id: Option<String>,
         reason: String,
     ) {
-        prog.failed += 1;
-        prog.done += 1;
-        prog.ledger.settle(uid, false);
+        if !prog.ledger.failed(uid) {
+            return;
+        }
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         prog.failures.push(FailureReport {
             folder: task.map.source.clone(),

@@ -20,6 +20,25 @@ pub(crate) struct Ledger {
     /// Settled beyond the first open UID, so a new attempt does not handle them twice:
     /// UID → whether the destination holds it.
     settled: BTreeMap<u32, bool>,
+    /// What the settled UIDs came to; each UID counts once.
+    tally: Tally,
+}
+
+/// Counts of one folder in this run, kept by the [`Ledger`] transitions only.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) copied: u64,
+    pub(crate) skipped: u64,
+    pub(crate) failed: u64,
+    pub(crate) bytes: u64,
+    /// Skipped because the destination already held them.
+    pub(crate) present: u64,
+}
+
+impl Tally {
+    pub(crate) fn done(&self) -> u64 {
+        self.copied + self.skipped + self.failed
+    }
 }
 
 impl Ledger {
@@ -31,6 +50,7 @@ impl Ledger {
             open: BTreeSet::new(),
             retry: retry.iter().copied().filter(|u| *u < start_uid).collect(),
             settled: BTreeMap::new(),
+            tally: Tally::default(),
         }
     }
 
@@ -39,13 +59,49 @@ impl Ledger {
         self.open.extend(uids);
     }
 
-    /// Confirmed by the destination (`held`), or skipped or recorded as failed.
-    pub(crate) fn settle(&mut self, uid: u32, held: bool) {
-        self.open.remove(&uid);
-        self.retry.remove(&uid);
-        if uid >= self.floor {
+    /// The destination confirmed storing it. False (and nothing counted) when it was
+    /// settled already.
+    pub(crate) fn stored(&mut self, uid: u32, bytes: u64) -> bool {
+        let new = self.settle(uid, true);
+        if new {
+            self.tally.copied += 1;
+            self.tally.bytes += bytes;
+        }
+        new
+    }
+
+    /// Skipped: already on the destination (`present`), or over the size limit.
+    pub(crate) fn skipped(&mut self, uid: u32, present: bool) -> bool {
+        let new = self.settle(uid, present);
+        if new {
+            self.tally.skipped += 1;
+            self.tally.present += u64::from(present);
+        }
+        new
+    }
+
+    /// Recorded as failed, with a reason the caller keeps.
+    pub(crate) fn failed(&mut self, uid: u32) -> bool {
+        let new = self.settle(uid, false);
+        if new {
+            self.tally.failed += 1;
+        }
+        new
+    }
+
+    pub(crate) fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Settle `uid`; true when it was not settled before.
+    fn settle(&mut self, uid: u32, held: bool) -> bool {
+        let new = self.open.remove(&uid)
+            | self.retry.remove(&uid)
+            | (uid > self.walked && !self.settled.contains_key(&uid));
+        if new && uid >= self.floor {
             self.settled.insert(uid, held);
         }
+        new
     }
 
     /// Settled in an earlier attempt of this run: `Some(held)`.
@@ -107,17 +163,20 @@ mod tests {
         l.sent([10, 11, 12]);
         l.passed(12);
         assert_eq!(l.next_uid(), 10, "answers unread");
-        l.settle(10, true);
-        l.settle(12, true);
+        assert!(l.stored(10, 5));
+        assert!(l.stored(12, 5));
+        assert!(!l.stored(12, 5), "counted once");
         assert_eq!(l.next_uid(), 11, "11 waits for its resend");
         l.sent([13]);
         l.passed(20);
         assert_eq!(l.next_uid(), 11);
-        l.settle(11, false);
+        assert!(l.failed(11));
         assert_eq!(l.next_uid(), 13);
-        l.settle(13, true);
+        assert!(l.stored(13, 5));
         assert_eq!(l.next_uid(), 21);
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 5]);
+        let t = l.tally();
+        assert_eq!((t.copied, t.failed, t.bytes, t.done()), (3, 1, 15, 4));
     }
 
     #[test]
@@ -127,21 +186,25 @@ mod tests {
         assert_eq!(l.next_uid(), 10);
         assert!(l.rewind(), "3 may be on the destination");
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3]);
-        l.settle(3, true);
+        assert!(l.stored(3, 1));
         assert_eq!(l.retries_left().count(), 0);
+        assert!(!l.failed(3), "settled already");
     }
 
     #[test]
     fn rewind_starts_at_the_first_open_uid() {
         let mut l = Ledger::new(1, &[]);
         l.sent([1, 2, 3]);
-        l.settle(1, true);
-        l.settle(3, false);
+        assert!(l.stored(1, 1));
+        assert!(l.failed(3));
         l.passed(3);
         assert!(l.rewind());
         assert_eq!(l.next_uid(), 2);
         assert_eq!(l.settled(1), None, "below the resume point");
         assert_eq!(l.settled(3), Some(false), "not handled twice");
+        assert!(!l.failed(3), "nor counted twice");
+        assert!(l.skipped(2, true), "2 is walked again");
+        assert_eq!(l.tally().done(), 3);
         assert!(!l.rewind());
         assert_eq!(l.next_uid(), 2);
     }

@@ -147,13 +147,6 @@ struct Task {
 struct FolderProgress {
     /// Which source UIDs are settled: the only way to move the resume point.
     ledger: ledger::Ledger,
-    copied: u64,
-    skipped: u64,
-    failed: u64,
-    bytes: u64,
-    done: u64,
-    /// Found on the destination by the index.
-    present: u64,
     /// (source UID, destination UID) of the messages stored in this run (APPENDUID).
     mapped: Vec<(u32, u32)>,
     /// Messages in a batch whose FETCH made the source close the session: fetched alone from
@@ -812,9 +805,9 @@ impl Engine {
         }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
-        } else if self.cancelled() && prog.done < task.messages {
+        } else if self.cancelled() && prog.ledger.tally().done() < task.messages {
             FolderStatus::Interrupted
-        } else if prog.failed > 0 {
+        } else if prog.ledger.tally().failed > 0 {
             FolderStatus::Partial
         } else {
             FolderStatus::Complete
@@ -831,10 +824,10 @@ impl Engine {
             destination: task.map.dest.clone(),
             status,
             messages: task.messages,
-            copied: prog.copied,
-            skipped: prog.skipped,
-            failed: prog.failed,
-            bytes: prog.bytes,
+            copied: prog.ledger.tally().copied,
+            skipped: prog.ledger.tally().skipped,
+            failed: prog.ledger.tally().failed,
+            bytes: prog.ledger.tally().bytes,
             deleted_on_source: prog.deleted_on_source,
         };
         self.emit(folder_finished(
@@ -913,6 +906,7 @@ impl Engine {
             // settled again stay failures, so the next run tries them again.
             let p = task.prior.as_ref();
             let pending: HashSet<u32> = prog.ledger.retries_left().collect();
+            let t = *prog.ledger.tally();
             let left: Vec<&FailureReport> = task
                 .retry_failures
                 .iter()
@@ -932,13 +926,13 @@ impl Engine {
                 dest_uid_next: prog.dest_uid_next,
                 // Earlier runs: what they settled; this run: what is left.
                 messages: p.map_or(0, |p| p.copied + p.skipped + p.failed) + task.messages,
-                copied: add(|f| f.copied, prog.copied),
-                skipped: add(|f| f.skipped, prog.skipped),
-                failed: add(|f| f.failed, prog.failed) + left.len() as u64,
-                bytes: add(|f| f.bytes, prog.bytes),
+                copied: add(|f| f.copied, t.copied),
+                skipped: add(|f| f.skipped, t.skipped),
+                failed: add(|f| f.failed, t.failed) + left.len() as u64,
+                bytes: add(|f| f.bytes, t.bytes),
                 status,
                 failures: prog.failures.iter().chain(left).cloned().collect(),
-                held: Some(p.map_or(0, FolderState::held) + prog.copied + prog.present),
+                held: Some(p.map_or(0, FolderState::held) + t.copied + t.present),
                 uid_map: {
                     let mut m = p.map(|p| p.uid_map.clone()).unwrap_or_default();
                     m.extend(prog.mapped.iter().copied());
