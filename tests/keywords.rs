@@ -237,11 +237,18 @@ fn cut_rule(dir: proxy::Dir, at: u64) -> proxy::Rule {
 
 /// One run through `url` (a proxy in front of the destination); it must end complete and
 /// lossless, the cut having been healed by a reconnect.
-fn run_through(src: &Dovecot, dst: &Dovecot, url: &str, plaintext: bool, what: &str) -> Value {
+fn run_through(
+    src: &Dovecot,
+    src_url: &str,
+    dst: &Dovecot,
+    url: &str,
+    plaintext: bool,
+    what: &str,
+) -> Value {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut c = btsx();
     c.arg("migrate")
-        .arg(src.url(USER))
+        .arg(src_url)
         .arg(url)
         .arg("--ca-file")
         .arg(&src.ca_file)
@@ -272,26 +279,55 @@ fn run_through(src: &Dovecot, dst: &Dovecot, url: &str, plaintext: bool, what: &
 fn cuts_anywhere_in_the_keyword_refused_resend_lose_and_double_nothing() {
     let src = Dovecot::source();
     src.generate(USER, &["--seed", "22", "--messages", "40"]);
-    for (i, (dir, at)) in [
-        (proxy::Dir::ClientToServer, 30_000u64),
-        (proxy::Dir::ClientToServer, 120_000),
-        (proxy::Dir::ClientToServer, 260_000),
-        (proxy::Dir::ClientToServer, 420_000),
-        (proxy::Dir::ClientToServer, 600_000),
-        (proxy::Dir::ServerToClient, 2_500),
-        (proxy::Dir::ServerToClient, 4_000),
-        (proxy::Dir::ServerToClient, 6_000),
+    // Cuts on the destination side (APPENDs, their answers) and on the source side (the
+    // bodies fetched again for the resends).
+    let d = |dir, at| (false, dir, at);
+    let s = |dir, at| (true, dir, at);
+    for (i, (on_source, dir, at)) in [
+        d(proxy::Dir::ClientToServer, 30_000u64),
+        d(proxy::Dir::ClientToServer, 120_000),
+        d(proxy::Dir::ClientToServer, 260_000),
+        d(proxy::Dir::ClientToServer, 420_000),
+        d(proxy::Dir::ClientToServer, 600_000),
+        d(proxy::Dir::ServerToClient, 2_500),
+        d(proxy::Dir::ServerToClient, 4_000),
+        d(proxy::Dir::ServerToClient, 6_000),
+        s(proxy::Dir::ServerToClient, 300_000),
+        s(proxy::Dir::ServerToClient, 700_000),
+        s(proxy::Dir::ServerToClient, 1_000_000),
+        s(proxy::Dir::ServerToClient, 850_000),
     ]
     .into_iter()
     .enumerate()
     {
         let dst = Dovecot::destination();
-        // btsx → cutting proxy → keyword-breaking relay → destination.
+        // btsx → (cutting proxy) → keyword-breaking relay → destination; the source
+        // directly or through the cutting proxy.
         let relay = Relay::start(dst.imap_port, true, b"Work", b"W\\rk");
-        let cut = proxy::Proxy::start(relay.port, Some(cut_rule(dir, at)));
-        let url = format!("imap://{USER}@localhost:{}", cut.port);
-        let what = format!("cut {i} ({dir:?} at {at})");
-        let s = run_through(&src, &dst, &url, true, &what);
+        let cut = proxy::Proxy::start(
+            if on_source {
+                src.imaps_port
+            } else {
+                relay.port
+            },
+            Some(cut_rule(dir, at)),
+        );
+        let (src_url, url) = if on_source {
+            (
+                format!("imaps://{USER}@localhost:{}", cut.port),
+                format!("imap://{USER}@localhost:{}", relay.port),
+            )
+        } else {
+            (
+                src.url(USER),
+                format!("imap://{USER}@localhost:{}", cut.port),
+            )
+        };
+        let what = format!(
+            "cut {i} ({} {dir:?} at {at})",
+            if on_source { "source" } else { "destination" }
+        );
+        let s = run_through(&src, &src_url, &dst, &url, true, &what);
         assert_eq!(s["exit_code"], 0, "{what}: {s}");
         assert_eq!(s["messages_failed"], 0, "{what}: {s}");
         let settled = s["messages_copied"].as_u64().unwrap_or(0)
