@@ -40,6 +40,7 @@ impl Engine {
 
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
+        prog.next_seen = dinfo.uid_next;
         let must_index = dinfo.exists > 0 && (task.index_destination || uncertain);
         // UIDNEXT vouches for "nothing appended beyond the checkpoint" only when everything
         // in the folder is accounted for. While messages found by the index are still ahead
@@ -338,13 +339,13 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
-        // A MULTIAPPEND answers once for the batch with the highest new UID; the server
-        // stored it in one transaction, so the batch has the UIDs just below.
+        // A MULTIAPPEND answers once for the batch with the highest new UID (the last
+        // message's). The others had the UIDs just below only when the batch began at the
+        // UIDNEXT we saw: then they are mapped too, else only the last one.
         let n = outcomes.len() as u32;
         let multi_high = match outcomes.first() {
             Some(AppendOutcome::Stored(Some(h)))
                 if n > 1
-                    && *h >= n
                     && outcomes
                         .iter()
                         .all(|o| matches!(o, AppendOutcome::Stored(Some(x)) if x == h)) =>
@@ -353,12 +354,20 @@ impl Engine {
             }
             _ => None,
         };
+        let contiguous = multi_high
+            .is_some_and(|h| h.checked_sub(n - 1).is_some() && prog.next_seen == Some(h - (n - 1)));
         let mut again = Vec::new();
         for (i, (s, o)) in sent.into_iter().zip(outcomes).enumerate() {
             match o {
                 AppendOutcome::Stored(uid) => {
-                    let uid = multi_high.map_or(uid, |h| Some(h - (n - 1) + i as u32));
-                    self.stored(prog, &s, uid)
+                    let last = i as u32 + 1 == n;
+                    let map_to = match multi_high {
+                        Some(h) if contiguous => Some(h - (n - 1) + i as u32),
+                        Some(h) if last => Some(h),
+                        Some(_) => None,
+                        None => uid,
+                    };
+                    self.stored(prog, &s, uid, map_to)
                 }
                 // All or nothing: find the culprit by sending them one at a time.
                 AppendOutcome::BatchRefused(reason) => again.push(Retry {
@@ -390,14 +399,26 @@ impl Engine {
         Ok(again)
     }
 
-    fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
+    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND, the batch's highest); `map_to`:
+    /// the message's own destination UID when known for sure.
+    fn stored(
+        &self,
+        prog: &mut FolderProgress,
+        s: &Sent,
+        new_uid: Option<u32>,
+        map_to: Option<u32>,
+    ) {
         if !prog.ledger.stored(s.uid, s.size) {
             return;
         }
         prog.confirmed.push(s.uid);
-        if let Some(d) = new_uid {
+        if let Some(d) = map_to {
             prog.mapped.push((s.uid, d));
         }
+        prog.next_seen = match (new_uid, prog.next_seen) {
+            (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
+            _ => None,
+        };
         // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the next run
         // indexes the folder rather than trusting a stale value.
         prog.dest_uid_next = match (new_uid, prog.dest_uid_next) {
@@ -482,7 +503,7 @@ impl Engine {
                 let outcome = dst.append_finish(pending).on(Side::Destination)?;
                 match outcome.into_iter().next() {
                     Some(AppendOutcome::Stored(uid)) => {
-                        self.stored(prog, &s, uid);
+                        self.stored(prog, &s, uid, uid);
                         if flags.len() < all.len() {
                             self.emit(Event::Warning {
                                 message: format!(

@@ -149,6 +149,9 @@ struct FolderProgress {
     ledger: ledger::Ledger,
     /// (source UID, destination UID) of the messages stored in this run (APPENDUID).
     mapped: Vec<(u32, u32)>,
+    /// The destination's UIDNEXT as our own APPENDs moved it (None once unknown): a
+    /// MULTIAPPEND that began there got consecutive UIDs.
+    next_seen: Option<u32>,
     /// Messages in a batch whose FETCH made the source close the session: fetched alone from
     /// then on; `true` once one did it alone too (then it fails, and the folder goes on).
     suspects: HashMap<u32, bool>,
