@@ -69,6 +69,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--folders-only', '--folders-only', [CompletionResultType]::ParameterName, 'Create the folder tree; copy no messages')
             [CompletionResult]::new('--delete-source', '--delete-source', [CompletionResultType]::ParameterName, 'After each folder, delete from the source the messages the destination confirmed')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask before --delete-source (needed when stdin is not a terminal)')
+            [CompletionResult]::new('--no-flag-sync', '--no-flag-sync', [CompletionResultType]::ParameterName, 'Leave the flags of messages copied in earlier runs as they are (by default their flags and keywords follow the source on every run)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')')

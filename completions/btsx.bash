@@ -293,7 +293,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__migrate)
-            opts="-j -v -q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --jobs --retries --include --exclude --folder-map --since --before --max-size --all-mail --state --resume --dry-run --folders-only --delete-source --yes --max-messages-per-second --max-bytes-per-second --events-file --verbose --json --quiet --color --help"
+            opts="-j -v -q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --jobs --retries --include --exclude --folder-map --since --before --max-size --all-mail --state --resume --dry-run --folders-only --delete-source --yes --no-flag-sync --max-messages-per-second --max-bytes-per-second --events-file --verbose --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -65,6 +65,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --folders-only 'Create the folder tree; copy no messages'
             cand --delete-source 'After each folder, delete from the source the messages the destination confirmed'
             cand --yes 'Do not ask before --delete-source (needed when stdin is not a terminal)'
+            cand --no-flag-sync 'Leave the flags of messages copied in earlier runs as they are (by default their flags and keywords follow the source on every run)'
             cand -v 'More detail: protocol-level steps (never secrets)'
             cand --verbose 'More detail: protocol-level steps (never secrets)'
             cand --json 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in ''btsx man migrate'')'

@@ -70,6 +70,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l dry-run -d 'Connec
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folders-only -d 'Create the folder tree; copy no messages'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l delete-source -d 'After each folder, delete from the source the messages the destination confirmed'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l yes -d 'Do not ask before --delete-source (needed when stdin is not a terminal)'
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l no-flag-sync -d 'Leave the flags of messages copied in earlier runs as they are (by default their flags and keywords follow the source on every run)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s v -l verbose -d 'More detail: protocol-level steps (never secrets)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l json -d 'JSON lines on stdout instead of the human display (schema: JSON EVENTS in \'btsx man migrate\')'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s q -l quiet -d 'Only errors and the summary on stderr'

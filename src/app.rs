@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use clap::Parser;
-
 use crate::cli::{
     BatchArgs, Cli, ColorChoice, Command, FilterArgs, MigrateArgs, SideArgs, TlsArgs, VerifyArgs,
 };
@@ -20,15 +18,32 @@ use crate::render::human::{HumanOptions, HumanSink};
 use crate::render::json::JsonSink;
 use crate::render::{Sink, Tee};
 use crate::secret::{self, SecretSource};
-use crate::state::{self, JobIdentity, StateError, StateStore};
+use crate::state::{self, JobIdentity, SavedOptions, StateError, StateStore};
 
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse().and_then(|c| c.check().map(|()| c)) {
-        Ok(cli) => cli,
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)))
+        .and_then(|(c, m)| c.check().map(|()| (c, m)));
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
         Err(e) => return command_line_error(e),
     };
+    // Options with a default: typed, or defaulted (then a resumed job keeps its own)?
+    let typed = |name: &str| {
+        matches
+            .subcommand_matches("migrate")
+            .and_then(|m| m.value_source(name))
+            == Some(clap::parser::ValueSource::CommandLine)
+    };
+    let given = Given {
+        jobs: typed("jobs"),
+        retries: typed("retries"),
+        timeout: typed("timeout"),
+    };
     match cli.command {
-        Command::Migrate(args) => migrate(*args),
+        Command::Migrate(args) => migrate(*args, given),
         Command::Verify(args) => verify(*args),
         Command::Batch(args) => batch(*args),
         Command::Status(args) => {
@@ -262,7 +277,110 @@ fn filters(f: &FilterArgs) -> Result<(FolderFilter, DateFilter), String> {
     ))
 }
 
-fn migrate(args: MigrateArgs) -> i32 {
+/// Which options with a default value were typed on the command line.
+#[derive(Debug, Clone, Copy)]
+struct Given {
+    jobs: bool,
+    retries: bool,
+    timeout: bool,
+}
+
+/// `--resume`: what the command line leaves out comes from the job's saved options.
+fn merge_saved(args: &mut MigrateArgs, saved: &SavedOptions, given: Given) {
+    let side = &mut args.side;
+    let tls = &mut side.tls;
+    fn keep<T: Clone>(now: &mut Option<T>, saved: &Option<T>) {
+        if now.is_none() {
+            now.clone_from(saved);
+        }
+    }
+    keep(&mut tls.ca_file, &saved.ca_file);
+    keep(&mut tls.src_ca_file, &saved.src_ca_file);
+    keep(&mut tls.dst_ca_file, &saved.dst_ca_file);
+    tls.insecure |= saved.insecure;
+    tls.plaintext |= saved.plaintext;
+    if !given.timeout
+        && let Some(ms) = saved.timeout_ms
+    {
+        tls.timeout = std::time::Duration::from_millis(ms);
+    }
+    // One secret source per side: a typed one replaces every saved one of that side.
+    let src_typed = side.src_password_file.is_some()
+        || side.src_password_command.is_some()
+        || side.src_oauth2_token_file.is_some()
+        || side.src_oauth2_token_command.is_some();
+    if !src_typed {
+        side.src_password_file.clone_from(&saved.src_password_file);
+        side.src_password_command
+            .clone_from(&saved.src_password_command);
+        side.src_oauth2_token_file
+            .clone_from(&saved.src_oauth2_token_file);
+        side.src_oauth2_token_command
+            .clone_from(&saved.src_oauth2_token_command);
+    }
+    let dst_typed = side.dst_password_file.is_some()
+        || side.dst_password_command.is_some()
+        || side.dst_oauth2_token_file.is_some()
+        || side.dst_oauth2_token_command.is_some();
+    if !dst_typed {
+        side.dst_password_file.clone_from(&saved.dst_password_file);
+        side.dst_password_command
+            .clone_from(&saved.dst_password_command);
+        side.dst_oauth2_token_file
+            .clone_from(&saved.dst_oauth2_token_file);
+        side.dst_oauth2_token_command
+            .clone_from(&saved.dst_oauth2_token_command);
+    }
+    if !given.jobs
+        && let Some(j) = saved.jobs
+    {
+        args.jobs = j;
+    }
+    if !given.retries
+        && let Some(r) = saved.retries
+    {
+        args.retries = r;
+    }
+    keep(
+        &mut args.max_messages_per_second,
+        &saved.max_messages_per_second,
+    );
+    if args.max_bytes_per_second.is_none() {
+        args.max_bytes_per_second = saved.max_bytes_per_second.map(bytesize::ByteSize);
+    }
+}
+
+/// The options this run uses, to save with the job (paths made absolute, so a later
+/// `--resume` works from any directory).
+fn to_save(args: &MigrateArgs) -> SavedOptions {
+    let abs = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or(p.clone()))
+    };
+    let side = &args.side;
+    SavedOptions {
+        ca_file: abs(&side.tls.ca_file),
+        src_ca_file: abs(&side.tls.src_ca_file),
+        dst_ca_file: abs(&side.tls.dst_ca_file),
+        insecure: side.tls.insecure,
+        plaintext: side.tls.plaintext,
+        src_password_file: abs(&side.src_password_file),
+        src_password_command: side.src_password_command.clone(),
+        dst_password_file: abs(&side.dst_password_file),
+        dst_password_command: side.dst_password_command.clone(),
+        src_oauth2_token_file: abs(&side.src_oauth2_token_file),
+        src_oauth2_token_command: side.src_oauth2_token_command.clone(),
+        dst_oauth2_token_file: abs(&side.dst_oauth2_token_file),
+        dst_oauth2_token_command: side.dst_oauth2_token_command.clone(),
+        jobs: Some(args.jobs),
+        retries: Some(args.retries),
+        timeout_ms: Some(side.tls.timeout.as_millis() as u64),
+        max_messages_per_second: args.max_messages_per_second,
+        max_bytes_per_second: args.max_bytes_per_second.map(|b| b.as_u64()),
+    }
+}
+
+fn migrate(mut args: MigrateArgs, given: Given) -> i32 {
     let sink = match make_sink(
         args.json,
         args.quiet,
@@ -286,14 +404,14 @@ fn migrate(args: MigrateArgs) -> i32 {
     };
 
     // The job: from the resume file, or from the command line.
-    let (job, state_path) = match &args.resume {
+    let (job, state_path) = match args.resume.clone() {
         Some(file) => {
             let early = Early {
                 sink: &*sink,
                 src: args.src.as_ref(),
                 dst: args.dst.as_ref(),
             };
-            let data = match state::read(file) {
+            let mut data = match state::read(&file) {
                 Ok(d) => d,
                 Err(e) => return early.fail(e.to_string(), exit::STATE),
             };
@@ -315,7 +433,28 @@ fn migrate(args: MigrateArgs) -> i32 {
                     );
                 }
             }
-            (data.job, file.clone())
+            // Options typed now override the saved ones (and are saved in turn).
+            let f = &args.filters;
+            if !f.include.is_empty() {
+                data.job.include.clone_from(&f.include);
+            }
+            if !f.exclude.is_empty() {
+                data.job.exclude.clone_from(&f.exclude);
+            }
+            if !f.folder_map.is_empty() {
+                data.job.folder_map.clone_from(&f.folder_map);
+            }
+            if f.since.is_some() {
+                data.job.since.clone_from(&f.since);
+            }
+            if f.before.is_some() {
+                data.job.before.clone_from(&f.before);
+            }
+            if let Some(m) = f.max_size {
+                data.job.max_size = Some(m.as_u64());
+            }
+            merge_saved(&mut args, &data.options, given);
+            (data.job, file)
         }
         None => {
             let (Some(src), Some(dst)) = (args.src.clone(), args.dst.clone()) else {
@@ -352,6 +491,15 @@ fn migrate(args: MigrateArgs) -> i32 {
         src: Some(&job.source),
         dst: Some(&job.destination),
     };
+    if same_account(&job.source, &job.destination) {
+        return early.fail(
+            format!(
+                "SRC and DST are the same account ({}); a mailbox cannot be migrated into itself",
+                job.source.url()
+            ),
+            exit::USAGE,
+        );
+    }
 
     // Filters come from the job (the resume file keeps them).
     let (folder_filter, date_filter) = match filters(&FilterArgs {
@@ -416,7 +564,10 @@ fn migrate(args: MigrateArgs) -> i32 {
         None
     } else {
         match StateStore::open(&state_path, &job) {
-            Ok(s) => Some(Arc::new(s)),
+            Ok(s) => {
+                s.save_options(to_save(&args));
+                Some(Arc::new(s))
+            }
             Err(e) => {
                 let code = match e {
                     StateError::Locked(_) => exit::LOCKED,
@@ -449,6 +600,7 @@ fn migrate(args: MigrateArgs) -> i32 {
         delete_source: args.delete_source,
         verbose: args.verbose,
         all_mail: job.all_mail,
+        flag_sync: !args.no_flag_sync,
         ..Options::default()
     };
     let engine = Engine::new(
@@ -469,6 +621,11 @@ fn migrate(args: MigrateArgs) -> i32 {
     )
     .with_warnings(warnings);
     engine.run().summary.exit_code
+}
+
+/// Identical URLs (scheme aside: imap:// and imaps:// on one port cannot both work).
+fn same_account(a: &Endpoint, b: &Endpoint) -> bool {
+    a.user == b.user && a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port
 }
 
 /// First Ctrl-C / SIGTERM: stop taking work, save, summarise. Second: leave at once (the

@@ -208,6 +208,10 @@ pub struct MigrateArgs {
     /// Do not ask before --delete-source (needed when stdin is not a terminal).
     #[arg(long)]
     pub yes: bool,
+    /// Leave the flags of messages copied in earlier runs as they are (by default their
+    /// flags and keywords follow the source on every run).
+    #[arg(long)]
+    pub no_flag_sync: bool,
     /// Send at most N messages per second (providers that limit IMAP).
     #[arg(long, value_name = "N", value_parser = parse::rate, allow_negative_numbers = true)]
     pub max_messages_per_second: Option<f64>,

@@ -135,6 +135,8 @@ pub struct Summary {
     pub bytes_per_second: f64,
     pub reconnects_source: u64,
     pub reconnects_destination: u64,
+    /// Messages copied earlier whose flags were brought in line with the source.
+    pub flags_updated: u64,
     pub state_file: Option<String>,
     /// The fatal error, when `status` is `error`.
     pub error: Option<String>,
@@ -161,6 +163,7 @@ impl Summary {
             bytes_per_second: 0.0,
             reconnects_source: 0,
             reconnects_destination: 0,
+            flags_updated: 0,
             state_file: None,
             error: Some(message),
             per_folder: Vec::new(),
@@ -284,6 +287,12 @@ pub enum Event {
         in_both: u64,
         /// Up to 20 of the missing messages.
         missing_messages: Vec<MissingMessage>,
+        /// Messages in both whose system flags or keywords differ.
+        flags_differ: u64,
+        /// Messages in both whose INTERNALDATE differs.
+        date_differ: u64,
+        /// Up to 20 of the messages whose flags or date differ.
+        differing_messages: Vec<DifferingMessage>,
     },
     /// Always last, also after a fatal error or an interruption.
     Summary(Summary),
@@ -307,6 +316,14 @@ pub enum Event {
         destination_views: Vec<String>,
         /// Source folders left out because they would land in a destination view.
         not_copied: Vec<String>,
+    },
+    /// Flags and keywords of messages copied in earlier runs were brought in line with the
+    /// source (additions and removals).
+    FlagsSynced {
+        folder: String,
+        destination: String,
+        /// Messages whose flags changed on the destination.
+        updated: u64,
     },
 }
 
@@ -348,6 +365,18 @@ pub struct BatchSummary {
     pub bad_rows: Vec<RowError>,
 }
 
+/// A message in both whose flags or date differ (`btsx verify`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DifferingMessage {
+    /// Source UID.
+    pub uid: u32,
+    pub message_id: Option<String>,
+    /// Sorted, without `\Recent`.
+    pub source_flags: Vec<String>,
+    pub destination_flags: Vec<String>,
+    pub date_differs: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MissingMessage {
     pub uid: u32,
@@ -360,7 +389,7 @@ pub struct MissingMessage {
 pub enum VerifyStatus {
     /// The destination holds every source message.
     Ok,
-    /// Some source messages are missing in the destination.
+    /// Some source messages are missing in the destination, or differ in flags or date.
     Mismatch,
     /// Nothing found missing, but some folders could not be compared.
     Partial,
@@ -382,6 +411,10 @@ pub struct VerifySummary {
     pub source_clean: bool,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// Messages in both whose system flags or keywords differ.
+    pub flags_differ: u64,
+    /// Messages in both whose INTERNALDATE differs.
+    pub date_differ: u64,
 }
 
 impl VerifySummary {
@@ -398,6 +431,8 @@ impl VerifySummary {
             source_clean: false,
             duration_ms: 0,
             error: Some(message),
+            flags_differ: 0,
+            date_differ: 0,
         }
     }
 }
@@ -424,6 +459,7 @@ impl Event {
             Event::VerifySummary(_) => "verify_summary",
             Event::BatchSummary(_) => "batch_summary",
             Event::Views { .. } => "views",
+            Event::FlagsSynced { .. } => "flags_synced",
         }
     }
 }

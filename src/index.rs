@@ -106,30 +106,25 @@ impl Fnv {
     }
 }
 
-/// What a destination folder already holds, as a multiset of keys.
+/// What a destination folder already holds, as a multiset of keys, each copy with its
+/// destination UID (so a message found there can have its flags kept in step).
 #[derive(Debug, Default)]
 pub struct Index {
-    counts: HashMap<Key, u32>,
+    copies: HashMap<Key, Vec<u32>>,
 }
 
 impl Index {
-    pub fn add(&mut self, k: Key) {
-        *self.counts.entry(k).or_insert(0) += 1;
+    pub fn add(&mut self, k: Key, uid: u32) {
+        self.copies.entry(k).or_default().push(uid);
     }
 
-    /// Claim one copy of `k`; true when the destination already had it.
-    pub fn take(&mut self, k: &Key) -> bool {
-        match self.counts.get_mut(k) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        }
+    /// Claim one copy of `k`: its destination UID when the destination already had it.
+    pub fn take(&mut self, k: &Key) -> Option<u32> {
+        self.copies.get_mut(k)?.pop()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.values().all(|&n| n == 0)
+        self.copies.values().all(Vec::is_empty)
     }
 }
 
@@ -156,11 +151,11 @@ mod tests {
     fn multiset_counts() {
         let k = key(b"Subject: x\r\n\r\n", 3);
         let mut idx = Index::default();
-        idx.add(k);
-        idx.add(k);
-        assert!(idx.take(&k));
-        assert!(idx.take(&k));
-        assert!(!idx.take(&k));
+        idx.add(k, 7);
+        idx.add(k, 9);
+        assert!(idx.take(&k).is_some());
+        assert!(idx.take(&k).is_some());
+        assert_eq!(idx.take(&k), None);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub const STATE_VERSION: u32 = 1;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 const CHECKPOINT_BATCHES: u32 = 3;
 
-/// Everything that decides what a job copies. Two runs with the same identity are the same job.
+/// What a job copies: its two endpoints (which identify it: two runs between the same
+/// endpoints are the same job) and the selection last used (saved, and changeable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobIdentity {
     pub source: Endpoint,
@@ -66,7 +67,7 @@ impl JobIdentity {
             })
             .take(100)
             .collect();
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let json = serde_json::to_string(&(&self.source, &self.destination)).unwrap_or_default();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in json.bytes() {
             h ^= u64::from(b);
@@ -78,6 +79,36 @@ impl JobIdentity {
     fn describe(&self) -> String {
         format!("{} → {}", self.source.url(), self.destination.url())
     }
+
+    /// The same two endpoints: the same job, whatever its selection.
+    pub fn same_job(&self, other: &JobIdentity) -> bool {
+        self.source == other.source && self.destination == other.destination
+    }
+}
+
+/// Every non-secret option of a job besides its selection, so `--resume FILE` alone
+/// continues it. Paths are absolute. Never a password or token: only where to get them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SavedOptions {
+    pub ca_file: Option<PathBuf>,
+    pub src_ca_file: Option<PathBuf>,
+    pub dst_ca_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub plaintext: bool,
+    pub src_password_file: Option<PathBuf>,
+    pub src_password_command: Option<String>,
+    pub dst_password_file: Option<PathBuf>,
+    pub dst_password_command: Option<String>,
+    pub src_oauth2_token_file: Option<PathBuf>,
+    pub src_oauth2_token_command: Option<String>,
+    pub dst_oauth2_token_file: Option<PathBuf>,
+    pub dst_oauth2_token_command: Option<String>,
+    pub jobs: Option<u16>,
+    pub retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_messages_per_second: Option<f64>,
+    pub max_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +131,60 @@ pub struct FolderState {
     pub status: FolderStatus,
     #[serde(default)]
     pub failures: Vec<FailureReport>,
+    /// Messages the destination folder confirmed holding (copied, or found there by the
+    /// index) over the whole job; a destination holding fewer is refilled. Older files
+    /// lack it: their `copied` stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
+    /// Source UID → destination UID of the copied messages (from APPENDUID), for flag sync.
+    #[serde(default, skip_serializing_if = "UidMap::is_empty")]
+    pub uid_map: UidMap,
+    /// The source folder's HIGHESTMODSEQ when its flags were last brought over (CONDSTORE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modseq: Option<u64>,
+}
+
+/// Source UID → destination UID, compact: runs of consecutive pairs `[src, dst, len]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UidMap(Vec<[u32; 3]>);
+
+impl UidMap {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Record one pair; consecutive pairs extend the last run.
+    pub fn push(&mut self, src: u32, dst: u32) {
+        if let Some([s, d, n]) = self.0.last_mut()
+            && s.checked_add(*n) == Some(src)
+            && d.checked_add(*n) == Some(dst)
+        {
+            *n += 1;
+            return;
+        }
+        self.0.push([src, dst, 1]);
+    }
+
+    pub fn extend(&mut self, pairs: impl IntoIterator<Item = (u32, u32)>) {
+        for (s, d) in pairs {
+            self.push(s, d);
+        }
+    }
+
+    /// Every (source, destination) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|[s, d, n]| (0..*n).map(move |i| (s + i, d + i)))
+    }
+}
+
+impl FolderState {
+    /// What the destination folder should hold at least.
+    pub fn held(&self) -> u64 {
+        self.held.unwrap_or(self.copied)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +206,9 @@ pub struct StateData {
     pub created: String,
     pub updated: String,
     pub folders: BTreeMap<String, FolderState>,
+    /// The options the job last ran with (see [`SavedOptions`]).
+    #[serde(default)]
+    pub options: SavedOptions,
 }
 
 #[derive(Debug)]
@@ -201,6 +289,9 @@ pub struct StateStore {
     pending: std::sync::atomic::AtomicU32,
     /// One writer at a time, so an older snapshot never replaces a newer one.
     writing: Mutex<()>,
+    /// The file exists on disk (it did before, or this run reached the servers): a run
+    /// that never connected leaves no state file behind.
+    on_disk: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -217,10 +308,11 @@ impl StateStore {
         }
         let lock = lock_file(path)?;
         remove_stale_temps(path);
+        let existed = fs::metadata(path).is_ok();
         let data = match fs::metadata(path) {
             Ok(_) => {
-                let d = read(path)?;
-                if d.job != *job {
+                let mut d = read(path)?;
+                if !d.job.same_job(job) {
                     return Err(StateError::Foreign(format!(
                         "state file {} belongs to another job ({}); use another --state file, or --resume {} to continue that job",
                         path.display(),
@@ -228,6 +320,8 @@ impl StateStore {
                         path.display()
                     )));
                 }
+                // A changed selection is this job's new selection.
+                d.job = job.clone();
                 d
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -240,6 +334,7 @@ impl StateStore {
                     created: now.clone(),
                     updated: now,
                     folders: BTreeMap::new(),
+                    options: SavedOptions::default(),
                 }
             }
             Err(e) => {
@@ -255,14 +350,31 @@ impl StateStore {
             last_write: Mutex::new(Instant::now()),
             pending: std::sync::atomic::AtomicU32::new(0),
             writing: Mutex::new(()),
+            on_disk: std::sync::atomic::AtomicBool::new(existed),
             _lock: lock,
         };
-        store.set_status(JobStatus::Running)?;
+        if existed {
+            store.set_status(JobStatus::Running)?;
+        }
         Ok(store)
+    }
+
+    /// The servers answered: from now on the job is on disk.
+    pub fn reached(&self) -> Result<(), StateError> {
+        self.on_disk
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.write()
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The options this run uses, saved with the job (written with the next write).
+    pub fn save_options(&self, o: SavedOptions) {
+        if let Ok(mut d) = self.data.lock() {
+            d.options = o;
+        }
     }
 
     pub fn folder(&self, source: &str) -> Option<FolderState> {
@@ -277,6 +389,8 @@ impl StateStore {
             let mut d = self.data.lock().map_err(|_| poisoned())?;
             d.folders.insert(f.source.clone(), f);
         }
+        self.on_disk
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let batches = self
             .pending
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -295,6 +409,9 @@ impl StateStore {
 
     fn set_status(&self, s: JobStatus) -> Result<(), StateError> {
         self.data.lock().map_err(|_| poisoned())?.status = s;
+        if !self.on_disk.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         self.write()
     }
 
@@ -346,6 +463,14 @@ impl StateStore {
     }
 }
 
+impl Drop for StateStore {
+    /// The lock file goes with the run (still locked while it is removed, so no other run
+    /// can hold it meanwhile; `lock_file` checks it locked the file still at the path).
+    fn drop(&mut self) {
+        let _ = fs::remove_file(lock_path(&self.path));
+    }
+}
+
 /// Temporary files of one job share a prefix, so a later run can clear what a kill left.
 fn temp_prefix(path: &Path) -> String {
     let name = path
@@ -390,21 +515,36 @@ pub fn is_locked(path: &Path) -> bool {
 }
 
 fn lock_file(path: &Path) -> Result<File, StateError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let lp = lock_path(path);
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lp)
-        .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lp.display())))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked(format!(
+    loop {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lp)
+            .map_err(|e| StateError::Io(format!("cannot open lock file {}: {e}", lp.display())))?;
+        match f.try_lock() {
+            // A run that just ended may have removed the file we opened: lock the one at
+            // the path, or two runs could each hold a lock of their own.
+            Ok(()) => match (f.metadata(), fs::metadata(&lp)) {
+                (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev() => return Ok(f),
+                _ => continue,
+            },
+            Err(e) => return lock_error(path, &lp, e),
+        }
+    }
+}
+
+fn lock_error(path: &Path, lp: &Path, e: std::fs::TryLockError) -> Result<File, StateError> {
+    match e {
+        std::fs::TryLockError::WouldBlock => Err(StateError::Locked(format!(
             "another btsx is already running with state file {}; wait for it to finish (see `btsx status {}`)",
             path.display(),
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => {
+        std::fs::TryLockError::Error(e) => {
             Err(StateError::Io(format!("cannot lock {}: {e}", lp.display())))
         }
     }
@@ -453,6 +593,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("s.json");
         let st = StateStore::open(&p, &job()).expect("open");
+        // Nothing on disk before the servers answered; the lock is private.
+        assert!(!p.exists());
+        let lock = lock_path(&p);
+        assert_eq!(
+            fs::metadata(&lock).expect("lock").permissions().mode() & 0o777,
+            0o600
+        );
+        st.reached().expect("reached");
         assert_eq!(
             fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
             0o600
@@ -463,6 +611,7 @@ mod tests {
         ));
         st.finish(RunStatus::Complete).expect("finish");
         drop(st);
+        assert!(!lock.exists(), "the lock goes with the run");
         let d = read(&p).expect("read");
         assert_eq!(d.status, JobStatus::Complete);
         assert!(StateStore::open(&p, &job()).is_ok());
@@ -493,7 +642,10 @@ mod tests {
     fn foreign_job_is_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("s.json");
-        drop(StateStore::open(&p, &job()).expect("open"));
+        StateStore::open(&p, &job())
+            .expect("open")
+            .reached()
+            .expect("write");
         let mut other = job();
         other.destination = "imaps://c@elsewhere.example".parse().expect("url");
         let e = StateStore::open(&p, &other).err().expect("error");
@@ -502,9 +654,43 @@ mod tests {
     }
 
     #[test]
+    fn uid_maps_are_runs_of_consecutive_pairs() {
+        let mut m = UidMap::default();
+        m.extend([(1, 10), (2, 11), (3, 12), (5, 13), (6, 14), (9, 30)]);
+        assert_eq!(m.0, vec![[1, 10, 3], [5, 13, 2], [9, 30, 1]]);
+        assert_eq!(
+            m.pairs().collect::<Vec<_>>(),
+            vec![(1, 10), (2, 11), (3, 12), (5, 13), (6, 14), (9, 30)]
+        );
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(json, "[[1,10,3],[5,13,2],[9,30,1]]");
+    }
+
+    #[test]
+    fn a_job_is_its_two_endpoints() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("s.json");
+        StateStore::open(&p, &job())
+            .expect("open")
+            .reached()
+            .expect("write");
+        let mut other = job();
+        other.exclude = vec!["Trash".into()];
+        let st = StateStore::open(&p, &other).expect("a changed filter is the same job");
+        st.reached().expect("write");
+        drop(st);
+        assert_eq!(
+            read(&p).expect("read").job.exclude,
+            vec!["Trash".to_string()]
+        );
+    }
+
+    #[test]
     fn file_names_differ_per_job() {
         let mut other = job();
         other.max_size = Some(5);
+        assert_eq!(job().file_name(), other.file_name(), "same endpoints");
+        other.destination = "imaps://c@dst.example".parse().expect("url");
         assert_ne!(job().file_name(), other.file_name());
         assert!(
             job()

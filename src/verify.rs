@@ -1,11 +1,15 @@
 //! `btsx verify`: does the destination hold every source message? Same connection options,
 //! folder mapping and filters as migrate; opens both sides read-only.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::engine::{Engine, OnSide, Op, Pair, SResult, WINDOW, exit_code_for, uid_set};
-use crate::event::{Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary};
+use crate::event::{
+    DifferingMessage, Event, MissingMessage, Phase, Side, VerifyStatus, VerifySummary,
+};
 use crate::exit;
+use crate::imap::{ImapError, MessageMeta, Session};
 use crate::index;
 use crate::plan::Mapping;
 
@@ -16,6 +20,8 @@ struct Compared {
     missing: u64,
     extra: u64,
     in_both: u64,
+    flags_differ: u64,
+    date_differ: u64,
 }
 
 impl Engine {
@@ -31,11 +37,14 @@ impl Engine {
             Ok((folders, failed)) => {
                 let sum = |f: fn(&Compared) -> u64| folders.iter().map(f).sum::<u64>();
                 let missing = sum(|c| c.missing);
+                let flags_differ = sum(|c| c.flags_differ);
+                let date_differ = sum(|c| c.date_differ);
+                let alike = missing == 0 && flags_differ == 0 && date_differ == 0;
                 self.emit(Event::Phase {
                     phase: Phase::Complete,
                 });
                 // Missing mail outranks a folder that could not be compared.
-                let (status, exit_code) = if missing > 0 {
+                let (status, exit_code) = if !alike {
                     (VerifyStatus::Mismatch, exit::VERIFY_MISMATCH)
                 } else if failed > 0 {
                     (VerifyStatus::Partial, exit::PARTIAL)
@@ -43,6 +52,8 @@ impl Engine {
                     (VerifyStatus::Ok, exit::OK)
                 };
                 VerifySummary {
+                    flags_differ,
+                    date_differ,
                     status,
                     exit_code,
                     folders: folders.len() as u64,
@@ -139,16 +150,15 @@ impl Engine {
     }
 
     fn compare_folder(&self, pair: &mut Pair, m: &Mapping) -> SResult<Compared> {
-        // Destination first: everything in the mapped folder (read-only), as a multiset.
-        let mut idx = index::Index::default();
+        // Destination first: everything in the mapped folder (read-only), as a multiset
+        // of keys, each copy with its flags and date.
+        let mut idx = Copies::default();
         let mut destination = 0u64;
         if m.exists {
             let d = pair.dst.examine(&m.dest_wire).on(Side::Destination)?;
             destination = u64::from(d.exists);
             if d.exists > 0 {
-                idx = self
-                    .index_destination(&mut pair.dst, d.exists)
-                    .on(Side::Destination)?;
+                idx = copies(&mut pair.dst, d.exists).on(Side::Destination)?;
             }
         }
         // Then the source, window by window: the messages a migrate with these filters would
@@ -160,9 +170,11 @@ impl Engine {
             pair.src.uids_from(1).on(Side::Source)?
         };
         let (mut source, mut in_both, mut missing_count) = (0u64, 0u64, 0u64);
+        let (mut flags_differ, mut date_differ) = (0u64, 0u64);
         let mut missing = Vec::new();
+        let mut differing = Vec::new();
         for chunk in uids.chunks(WINDOW) {
-            let wanted: std::collections::HashSet<u32> = pair
+            let wanted: HashMap<u32, Look> = pair
                 .src
                 .fetch_meta_set(&uid_set(chunk.iter().copied()))
                 .on(Side::Source)?
@@ -171,17 +183,31 @@ impl Engine {
                     self.options().dates.takes(x.internal_date)
                         && self.options().max_size.is_none_or(|l| x.size <= l)
                 })
-                .map(|x| x.uid)
+                .map(|x| (x.uid, look(&x)))
                 .collect();
             let mut heads = pair
                 .src
-                .fetch_headers(&uid_set(wanted.iter().copied()))
+                .fetch_headers(&uid_set(wanted.keys().copied()))
                 .on(Side::Source)?;
             heads.sort_by_key(|h| h.uid);
-            for h in heads.iter().filter(|h| wanted.contains(&h.uid)) {
+            for h in heads.iter() {
+                let Some(want) = wanted.get(&h.uid) else {
+                    continue;
+                };
                 source += 1;
-                if idx.take(&index::key(&h.headers, h.size)) {
+                if let Some(got) = idx.take(&index::key(&h.headers, h.size), want) {
                     in_both += 1;
+                    flags_differ += u64::from(got.flags != want.flags);
+                    date_differ += u64::from(got.date != want.date);
+                    if got != *want && differing.len() < 20 {
+                        differing.push(DifferingMessage {
+                            uid: h.uid,
+                            message_id: index::message_id(&h.headers),
+                            source_flags: want.flags.clone(),
+                            destination_flags: got.flags,
+                            date_differs: got.date != want.date,
+                        });
+                    }
                 } else {
                     missing_count += 1;
                     if missing.len() < 20 {
@@ -200,6 +226,8 @@ impl Engine {
             missing: missing_count,
             extra: destination.saturating_sub(in_both),
             in_both,
+            flags_differ,
+            date_differ,
         };
         self.emit(Event::VerifyFolder {
             folder: m.source.clone(),
@@ -210,7 +238,75 @@ impl Engine {
             extra: c.extra,
             in_both: c.in_both,
             missing_messages: missing,
+            flags_differ: c.flags_differ,
+            date_differ: c.date_differ,
+            differing_messages: differing,
         });
         Ok(c)
     }
+}
+
+/// What a user sees of a message besides its content: flags (without \Recent, sorted) and
+/// arrival date (seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Look {
+    flags: Vec<String>,
+    date: Option<i64>,
+}
+
+fn look(m: &MessageMeta) -> Look {
+    let mut flags: Vec<String> = m
+        .flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .cloned()
+        .collect();
+    flags.sort();
+    flags.dedup();
+    Look {
+        flags,
+        date: m.internal_date.map(|d| d.timestamp()),
+    }
+}
+
+/// The destination folder as a multiset of keys, each copy with its look.
+#[derive(Default)]
+struct Copies(HashMap<index::Key, Vec<Look>>);
+
+impl Copies {
+    /// Claim a copy of `k`: one that looks like `want` if there is one.
+    fn take(&mut self, k: &index::Key, want: &Look) -> Option<Look> {
+        let v = self.0.get_mut(k)?;
+        let at = v.iter().position(|l| l == want).unwrap_or(0);
+        (!v.is_empty()).then(|| v.swap_remove(at))
+    }
+}
+
+/// Read the selected destination folder: keys from the header fields, looks from FLAGS and
+/// INTERNALDATE, in chunks so memory stays bounded by the folder's size in keys.
+fn copies(dst: &mut Session, exists: u32) -> Result<Copies, ImapError> {
+    let mut out = Copies::default();
+    let chunk = 2000u32;
+    let mut start = 1u32;
+    while start <= exists {
+        let end = start.saturating_add(chunk - 1).min(exists);
+        let heads = dst.fetch_headers_seq(&format!("{start}:{end}"))?;
+        let looks: HashMap<u32, Look> = dst
+            .fetch_meta_set(&uid_set(heads.iter().map(|h| h.uid)))?
+            .iter()
+            .map(|m| (m.uid, look(m)))
+            .collect();
+        for h in heads {
+            let l = looks.get(&h.uid).cloned().unwrap_or(Look {
+                flags: Vec::new(),
+                date: None,
+            });
+            out.0
+                .entry(index::key(&h.headers, h.size))
+                .or_default()
+                .push(l);
+        }
+        start = end.saturating_add(1);
+    }
+    Ok(out)
 }

@@ -151,6 +151,7 @@ fn one_of_each() -> Vec<Event> {
             bytes_per_second: 1.0,
             reconnects_source: 0,
             reconnects_destination: 0,
+            flags_updated: 0,
             state_file: None,
             error: None,
             per_folder: vec![report],
@@ -174,6 +175,9 @@ fn one_of_each() -> Vec<Event> {
             extra: 0,
             in_both: 1,
             missing_messages: vec![],
+            flags_differ: 0,
+            date_differ: 0,
+            differing_messages: vec![],
         },
         Event::VerifySummary(VerifySummary::early_error("e".into(), 3)),
         Event::BatchSummary(BatchSummary {
@@ -197,6 +201,11 @@ fn one_of_each() -> Vec<Event> {
             destination_views: vec![],
             not_copied: vec![],
         },
+        Event::FlagsSynced {
+            folder: "a".into(),
+            destination: "a".into(),
+            updated: 1,
+        },
     ];
     // Adding a variant without listing it here fails to compile.
     for e in &events {
@@ -218,7 +227,8 @@ fn one_of_each() -> Vec<Event> {
             | Event::VerifyFolder { .. }
             | Event::VerifySummary(_)
             | Event::BatchSummary(_)
-            | Event::Views { .. } => {}
+            | Event::Views { .. }
+            | Event::FlagsSynced { .. } => {}
         }
     }
     events

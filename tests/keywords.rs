@@ -2,6 +2,8 @@
 //! (plain IMAP) plays the stricter server: it hides `\*` from PERMANENTFLAGS, or turns a
 //! keyword into an invalid atom so the destination refuses the APPEND.
 
+#[path = "support/proxy.rs"]
+mod proxy;
 mod support;
 
 use std::io::{Read, Write};
@@ -202,4 +204,217 @@ fn a_refused_keyword_is_dropped_on_a_second_try() {
         "every message arrived, none twice"
     );
     assert_eq!(summary["messages_copied"].as_u64(), Some(120));
+}
+
+// ------------------------------------------------------------------------------------------
+// Fault injection on the resend paths (issue 11): whatever step a connection is cut at,
+// every source message ends on the destination exactly once.
+
+/// (sha256, internal date) of every message: what must arrive, keywords aside.
+fn bodies(d: &support::Digest) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = d
+        .folders
+        .values()
+        .flat_map(|f| &f.messages)
+        .map(|m| (m.sha256.clone(), m.internaldate))
+        .collect();
+    v.sort();
+    v
+}
+
+fn cut_rule(dir: proxy::Dir, at: u64) -> proxy::Rule {
+    proxy::Rule {
+        dir,
+        action: proxy::Action::Cut,
+        first_at: at,
+        every: u64::MAX / 4,
+        max_faults: 1,
+        min_conn_bytes: 0,
+        from_conn: 0,
+        per_connection: false,
+    }
+}
+
+/// One run through `url` (a proxy in front of the destination); it must end complete and
+/// lossless, the cut having been healed by a reconnect.
+fn run_through(
+    src: &Dovecot,
+    src_url: &str,
+    dst: &Dovecot,
+    url: &str,
+    plaintext: bool,
+    what: &str,
+) -> Value {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut c = btsx();
+    c.arg("migrate")
+        .arg(src_url)
+        .arg(url)
+        .arg("--ca-file")
+        .arg(&src.ca_file)
+        .arg("--state")
+        .arg(tmp.path().join("s.json"))
+        .arg("--jobs")
+        .arg("1")
+        .arg("--json")
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .env("XDG_STATE_HOME", tmp.path());
+    if plaintext {
+        c.arg("--plaintext");
+    }
+    let out = c.output().expect("run btsx");
+    let ev = events(&out);
+    let summary = ev.last().cloned().expect("events");
+    assert_eq!(summary["type"], "summary", "{what}");
+    assert_eq!(
+        bodies(&src.digest(USER)),
+        bodies(&dst.digest(USER)),
+        "{what}: every message once ({summary})"
+    );
+    summary
+}
+
+#[test]
+fn cuts_anywhere_in_the_keyword_refused_resend_lose_and_double_nothing() {
+    let src = Dovecot::source();
+    src.generate(USER, &["--seed", "22", "--messages", "40"]);
+    // Cuts on the destination side (APPENDs, their answers) and on the source side (the
+    // bodies fetched again for the resends).
+    let d = |dir, at| (false, dir, at);
+    let s = |dir, at| (true, dir, at);
+    for (i, (on_source, dir, at)) in [
+        d(proxy::Dir::ClientToServer, 30_000u64),
+        d(proxy::Dir::ClientToServer, 120_000),
+        d(proxy::Dir::ClientToServer, 260_000),
+        d(proxy::Dir::ClientToServer, 420_000),
+        d(proxy::Dir::ClientToServer, 600_000),
+        d(proxy::Dir::ServerToClient, 2_500),
+        d(proxy::Dir::ServerToClient, 4_000),
+        d(proxy::Dir::ServerToClient, 6_000),
+        s(proxy::Dir::ServerToClient, 300_000),
+        s(proxy::Dir::ServerToClient, 700_000),
+        s(proxy::Dir::ServerToClient, 1_000_000),
+        s(proxy::Dir::ServerToClient, 850_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dst = Dovecot::destination();
+        // btsx → (cutting proxy) → keyword-breaking relay → destination; the source
+        // directly or through the cutting proxy.
+        let relay = Relay::start(dst.imap_port, true, b"Work", b"W\\rk");
+        let cut = proxy::Proxy::start(
+            if on_source {
+                src.imaps_port
+            } else {
+                relay.port
+            },
+            Some(cut_rule(dir, at)),
+        );
+        let (src_url, url) = if on_source {
+            (
+                format!("imaps://{USER}@localhost:{}", cut.port),
+                format!("imap://{USER}@localhost:{}", relay.port),
+            )
+        } else {
+            (
+                src.url(USER),
+                format!("imap://{USER}@localhost:{}", cut.port),
+            )
+        };
+        let what = format!(
+            "cut {i} ({} {dir:?} at {at})",
+            if on_source { "source" } else { "destination" }
+        );
+        let s = run_through(&src, &src_url, &dst, &url, true, &what);
+        assert_eq!(s["exit_code"], 0, "{what}: {s}");
+        assert_eq!(s["messages_failed"], 0, "{what}: {s}");
+        let settled = s["messages_copied"].as_u64().unwrap_or(0)
+            + s["messages_skipped"].as_u64().unwrap_or(0);
+        assert_eq!(settled, 40, "{what}: each message accounted once: {s}");
+        assert!(cut.faults() > 0, "{what}: the cut happened");
+    }
+}
+
+#[test]
+fn cuts_anywhere_in_the_multiappend_refused_resend_lose_and_double_nothing() {
+    let src = Dovecot::source();
+    src.generate(USER, &["--seed", "14", "--messages", "150"]);
+    let big = bodies(&src.digest(USER)).len()
+        - src
+            .digest(USER)
+            .folders
+            .values()
+            .flat_map(|f| &f.messages)
+            .filter(|m| m.size <= 100 * 1024)
+            .count();
+    assert!(big > 0, "some messages over the limit");
+    for (i, (dir, at)) in [
+        (proxy::Dir::ClientToServer, 200_000u64),
+        (proxy::Dir::ClientToServer, 900_000),
+        (proxy::Dir::ClientToServer, 1_700_000),
+        (proxy::Dir::ServerToClient, 5_000),
+        (proxy::Dir::ServerToClient, 9_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Refuses messages over 100 kB without saying so in advance: whole MULTIAPPEND
+        // batches are refused, then resent one by one.
+        let dst = Dovecot::start(support::ServerOpts {
+            separator: '.',
+            max_mail_size: Some("100k".into()),
+            extra_conf: Some("imap_capability =\n".into()),
+            ..Default::default()
+        });
+        let cut = proxy::Proxy::start(dst.imaps_port, Some(cut_rule(dir, at)));
+        let url = format!("imaps://{USER}@localhost:{}", cut.port);
+        let what = format!("cut {i} ({dir:?} at {at})");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let out = btsx()
+            .arg("migrate")
+            .arg(src.url(USER))
+            .arg(&url)
+            .arg("--ca-file")
+            .arg(&src.ca_file)
+            .arg("--state")
+            .arg(tmp.path().join("s.json"))
+            .arg("--jobs")
+            .arg("1")
+            .arg("--json")
+            .env("BTSX_SRC_PASSWORD", src.password(USER))
+            .env("BTSX_DST_PASSWORD", dst.password(USER))
+            .env("XDG_STATE_HOME", tmp.path())
+            .output()
+            .expect("run btsx");
+        let ev = events(&out);
+        let s = ev.last().cloned().expect("events");
+        assert_eq!(s["exit_code"], 1, "{what}: {s}");
+        assert_eq!(
+            s["messages_failed"].as_u64(),
+            Some(big as u64),
+            "{what}: {s}"
+        );
+        let mut want: Vec<(String, i64)> = src
+            .digest(USER)
+            .folders
+            .values()
+            .flat_map(|f| &f.messages)
+            .filter(|m| m.size <= 100 * 1024)
+            .map(|m| (m.sha256.clone(), m.internaldate))
+            .collect();
+        want.sort();
+        assert_eq!(
+            want,
+            bodies(&dst.digest(USER)),
+            "{what}: every message once"
+        );
+        let settled = ["messages_copied", "messages_skipped", "messages_failed"]
+            .iter()
+            .map(|k| s[k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        assert_eq!(settled, 150, "{what}: each message accounted once: {s}");
+        assert!(cut.faults() > 0, "{what}: the cut happened");
+    }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 impl Engine {
-    /// One attempt at a folder, from `prog.next_uid` on. The folder is walked in windows of
-    /// UIDs so memory does not grow with its size.
+    /// One attempt at a folder, from the first unsettled UID on. The folder is walked in
+    /// windows of UIDs so memory does not grow with its size.
     pub(super) fn copy_once(
         &self,
         pair: &mut Pair,
@@ -16,6 +16,8 @@ impl Engine {
         prog: &mut FolderProgress,
     ) -> SResult<()> {
         let Pair { src, dst, buf } = pair;
+        // A new attempt walks again whatever the last one left open.
+        let uncertain = prog.ledger.rewind();
         let sinfo = src.examine(&task.map.source_wire).on(Side::Source)?;
         prog.uid_validity = sinfo.uid_validity;
         if sinfo.exists == 0 || self.opts.dry_run {
@@ -23,16 +25,11 @@ impl Engine {
         }
         // Messages that failed in an earlier run come first, then everything new.
         let mut windows: Vec<Vec<u32>> = Vec::new();
-        let retry: Vec<u32> = task
-            .retry_uids
-            .iter()
-            .copied()
-            .filter(|u| !prog.retried.contains(u) && *u < prog.next_uid)
-            .collect();
+        let retry: Vec<u32> = prog.ledger.retries_left().collect();
         if !retry.is_empty() {
             windows.push(retry);
         }
-        let mut uids = src.uids_from(prog.next_uid).on(Side::Source)?;
+        let mut uids = src.uids_from(prog.ledger.next_uid()).on(Side::Source)?;
         uids.retain(|u| *u <= task.scan_last_uid);
         let last_uid = uids.last().copied();
         if let Some(only) = &task.only_uids {
@@ -43,14 +40,15 @@ impl Engine {
         drop(uids);
         if windows.is_empty() {
             if let Some(last) = last_uid.filter(|_| !self.cancelled()) {
-                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+                prog.ledger.passed(last);
             }
             return Ok(());
         }
 
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
-        let must_index = dinfo.exists > 0 && (task.index_destination || prog.unconfirmed);
+        prog.next_seen = dinfo.uid_next;
+        let must_index = dinfo.exists > 0 && (task.index_destination || uncertain);
         // UIDNEXT vouches for "nothing appended beyond the checkpoint" only when everything
         // in the folder is accounted for. While messages found by the index are still ahead
         // of the checkpoint it must not be recorded, or a later run would skip the index and
@@ -63,17 +61,22 @@ impl Engine {
         } else {
             Index::default()
         };
-        prog.unconfirmed = false;
 
+        let mut walked_all = true;
         let mut inflight: Option<(Pending, Vec<Sent>)> = None;
         for window in windows {
             if self.cancelled() {
+                // What is left of the walk stays unsettled.
+                walked_all = false;
                 break;
             }
             let mut metas = src
                 .fetch_meta_set(&uid_set(window.iter().copied()))
                 .on(Side::Source)?;
             metas.retain(|x| self.opts.dates.takes(x.internal_date));
+            // What an earlier attempt settled is not handled twice; what it stored still
+            // claims its copy in the index, so a twin is not taken for it.
+            metas.retain(|x| prog.ledger.settled(x.uid) != Some(false));
             if src.caps.gmail {
                 self.mark_important(src, task, &mut metas)
                     .on(Side::Source)?;
@@ -81,9 +84,10 @@ impl Engine {
             let present = if idx.is_empty() {
                 HashMap::new()
             } else {
-                self.match_source(src, &metas, &mut idx).on(Side::Source)?
+                match_source(src, &metas, &mut idx, &mut prog.suspects).on(Side::Source)?
             };
-            self.copy_window(
+            metas.retain(|x| prog.ledger.settled(x.uid).is_none());
+            let whole = self.copy_window(
                 src,
                 dst,
                 buf,
@@ -94,29 +98,29 @@ impl Engine {
                 &present,
                 &mut inflight,
             )?;
-            if inflight.is_none()
-                && !self.cancelled()
-                && let Some(last) = window.last()
-            {
-                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
+            match window.last() {
+                Some(last) if whole => prog.ledger.passed(*last),
+                _ => {
+                    walked_all = false;
+                    break;
+                }
             }
         }
         if let Some((p, sent)) = inflight.take() {
             let again = self
                 .settle(dst, task, prog, p, sent)
                 .on(Side::Destination)?;
-            self.retry_without_keywords(src, dst, task, prog, again)?;
+            self.resend_one_by_one(src, dst, task, prog, again)?;
         }
-        if !self.cancelled() {
-            if let Some(last) = last_uid {
-                prog.next_uid = prog.next_uid.max(last.saturating_add(1));
-            }
-            if prog.dest_uid_next.is_none()
-                && let Ok(st) = dst.status(&task.map.dest_wire)
-                && st.uid_validity == prog.dest_uid_validity
-            {
-                prog.dest_uid_next = st.uid_next;
-            }
+        if walked_all && let Some(last) = last_uid {
+            prog.ledger.passed(last);
+        }
+        if !self.cancelled()
+            && prog.dest_uid_next.is_none()
+            && let Ok(st) = dst.status(&task.map.dest_wire)
+            && st.uid_validity == prog.dest_uid_validity
+        {
+            prog.dest_uid_next = st.uid_next;
         }
         Ok(())
     }
@@ -133,9 +137,9 @@ impl Engine {
         prog: &mut FolderProgress,
         dinfo: &FolderInfo,
         metas: &[MessageMeta],
-        present: &HashMap<u32, Option<String>>,
+        present: &HashMap<u32, (Option<String>, u32)>,
         inflight: &mut Option<(Pending, Vec<Sent>)>,
-    ) -> SResult<()> {
+    ) -> SResult<bool> {
         let limit = match (self.opts.max_size, dst.caps.append_limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -144,7 +148,7 @@ impl Engine {
         let mut i = 0;
         while i < metas.len() {
             if self.cancelled() {
-                break;
+                return Ok(false);
             }
             // Next batch: bounded by bytes and count; skips are settled on the way.
             let mut batch: Vec<&MessageMeta> = Vec::new();
@@ -160,13 +164,40 @@ impl Engine {
                     break;
                 }
                 i += 1;
-                if let Some(id) = present.get(&m.uid) {
+                if let Some((id, d)) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
                     prog.confirmed.push(m.uid);
+                    prog.mapped.push((m.uid, *d));
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
                     self.skip(task, prog, m, None, SkipReason::SizeLimit);
+                    continue;
+                }
+                if let Some(&alone) = prog.suspects.get(&m.uid) {
+                    if alone {
+                        self.fail(
+                            task,
+                            prog,
+                            m.uid,
+                            None,
+                            "the source closes the session whenever this message is fetched".into(),
+                        );
+                        continue;
+                    }
+                    // Alone, after the answers in flight (one destination connection).
+                    if let Some((p, sent)) = inflight.take() {
+                        let again = self
+                            .settle(dst, task, prog, p, sent)
+                            .on(Side::Destination)?;
+                        self.resend_one_by_one(src, dst, task, prog, again)?;
+                    }
+                    let one = Retry {
+                        sent: self.sent_of(task, prog, dinfo, m, None),
+                        reason: String::new(),
+                        as_sent: true,
+                    };
+                    self.resend_one_by_one(src, dst, task, prog, vec![one])?;
                     continue;
                 }
                 if let Some(t) = &self.opts.throttle {
@@ -176,21 +207,45 @@ impl Engine {
                 batch.push(m);
             }
             if batch.is_empty() {
-                if inflight.is_none() {
-                    prog.next_uid = prog.next_uid.max(metas[i - 1].uid.saturating_add(1));
-                }
+                prog.ledger.passed(metas[i - 1].uid);
                 continue;
             }
             let uids = uid_set(batch.iter().map(|m| m.uid));
-            let bodies = src
-                .fetch_bodies(&uids, std::mem::take(buf), batch_bytes as usize)
-                .on(Side::Source)?;
+            let fetched = src.fetch_bodies(&uids, std::mem::take(buf), batch_bytes as usize);
+            // The answers to the batch in flight are read whatever the fetch said, so the
+            // destination connection stays in step.
             if let Some((p, sent)) = inflight.take() {
                 let again = self
                     .settle(dst, task, prog, p, sent)
                     .on(Side::Destination)?;
-                self.retry_without_keywords(src, dst, task, prog, again)?;
+                self.resend_one_by_one(src, dst, task, prog, again)?;
             }
+            let bodies = match fetched {
+                Ok(b) => b,
+                // The server ended the session over this batch (e.g. Dovecot cannot read a
+                // message file): after the reconnect its messages are fetched one by one.
+                Err(e) if closed_by_server(&e) => {
+                    for m in &batch {
+                        prog.suspects.entry(m.uid).or_insert(false);
+                    }
+                    return Err(e).on(Side::Source);
+                }
+                // The source would not give one of them: the others must not sink with it.
+                Err(e) if e.kind == Kind::No => {
+                    prog.ledger.sent(batch.iter().map(|m| m.uid));
+                    let singles = batch
+                        .iter()
+                        .map(|m| Retry {
+                            sent: self.sent_of(task, prog, dinfo, m, None),
+                            reason: e.message.clone(),
+                            as_sent: true,
+                        })
+                        .collect();
+                    self.resend_one_by_one(src, dst, task, prog, singles)?;
+                    continue;
+                }
+                Err(e) => return Err(e).on(Side::Source),
+            };
             // Only what we asked for (a server may add unsolicited FETCH responses).
             let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
             let got: Vec<(&MessageMeta, &[u8])> = bodies
@@ -198,25 +253,13 @@ impl Engine {
                 .filter(|(uid, _)| wanted.remove(uid))
                 .filter_map(|(uid, body)| metas_by_uid.get(&uid).map(|m| (*m, body)))
                 .collect();
-            let flag_sets: Vec<Vec<String>> = got
-                .iter()
-                .map(|(m, _)| self.dest_flags(task, prog, dinfo, &m.flags))
-                .collect();
             let sent: Vec<Sent> = got
                 .iter()
-                .zip(&flag_sets)
-                .map(|((m, body), flags)| {
-                    let (system, keywords) =
-                        flags.iter().cloned().partition(|f| f.starts_with('\\'));
-                    Sent {
-                        uid: m.uid,
-                        size: body.len() as u64,
-                        message_id: index::message_id(body),
-                        system_flags: system,
-                        keywords,
-                        date: m.internal_date,
-                    }
-                })
+                .map(|(m, body)| self.sent_of(task, prog, dinfo, m, Some(body)))
+                .collect();
+            let flag_sets: Vec<Vec<String>> = sent
+                .iter()
+                .map(|s| s.system_flags.iter().chain(&s.keywords).cloned().collect())
                 .collect();
             let items: Vec<AppendItem<'_>> = got
                 .iter()
@@ -258,7 +301,9 @@ impl Engine {
                     ),
                 });
             }
-            prog.unconfirmed = true;
+            prog.ledger.sent(sent.iter().map(|s| s.uid));
+            // Everything before this batch was skipped, settled or is open.
+            prog.ledger.passed(metas[i - 1].uid);
             let pending = dst
                 .append_send(&task.map.dest_wire, &items)
                 .on(Side::Destination)?;
@@ -271,7 +316,28 @@ impl Engine {
             }
             *inflight = Some((pending, sent));
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// What is sent for one message: its flags as the destination can keep them.
+    fn sent_of(
+        &self,
+        task: &Task,
+        prog: &mut FolderProgress,
+        dinfo: &FolderInfo,
+        m: &MessageMeta,
+        body: Option<&[u8]>,
+    ) -> Sent {
+        let flags = self.dest_flags(task, prog, dinfo, &m.flags);
+        let (system_flags, keywords) = flags.into_iter().partition(|f| f.starts_with('\\'));
+        Sent {
+            uid: m.uid,
+            size: body.map_or(m.size, |b| b.len() as u64),
+            message_id: body.and_then(index::message_id),
+            system_flags,
+            keywords,
+            date: m.internal_date,
+        }
     }
 
     /// Read the answers to a batch of APPENDs and account for them.
@@ -284,29 +350,48 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
-        let mut again = Vec::new();
-        prog.unconfirmed = false;
-        for s in &sent {
-            if task.retry_uids.binary_search(&s.uid).is_ok() {
-                prog.retried.insert(s.uid);
+        // A MULTIAPPEND answers once for the batch with the highest new UID (the last
+        // message's). The others had the UIDs just below only when the batch began at the
+        // UIDNEXT we saw: then they are mapped too, else only the last one.
+        let n = outcomes.len() as u32;
+        let multi_high = match outcomes.first() {
+            Some(AppendOutcome::Stored(Some(h)))
+                if n > 1
+                    && outcomes
+                        .iter()
+                        .all(|o| matches!(o, AppendOutcome::Stored(Some(x)) if x == h)) =>
+            {
+                Some(*h)
             }
-        }
-        let last = sent.last().map(|s| s.uid);
-        for (s, o) in sent.into_iter().zip(outcomes) {
+            _ => None,
+        };
+        let contiguous = multi_high
+            .is_some_and(|h| h.checked_sub(n - 1).is_some() && prog.next_seen == Some(h - (n - 1)));
+        let mut again = Vec::new();
+        for (i, (s, o)) in sent.into_iter().zip(outcomes).enumerate() {
             match o {
-                AppendOutcome::Stored(uid) => self.stored(prog, &s, uid),
+                AppendOutcome::Stored(uid) => {
+                    let last = i as u32 + 1 == n;
+                    let map_to = match multi_high {
+                        Some(h) if contiguous => Some(h - (n - 1) + i as u32),
+                        Some(h) if last => Some(h),
+                        Some(_) => None,
+                        None => uid,
+                    };
+                    self.stored(prog, &s, uid, map_to)
+                }
                 // All or nothing: find the culprit by sending them one at a time.
                 AppendOutcome::BatchRefused(reason) => again.push(Retry {
                     sent: s,
                     reason,
-                    whole: true,
+                    as_sent: true,
                 }),
                 // Keywords are the usual reason (invalid atom, too many per folder): one
                 // more try without them, after this batch.
                 AppendOutcome::Refused(reason) if !s.keywords.is_empty() => again.push(Retry {
                     sent: s,
                     reason,
-                    whole: false,
+                    as_sent: false,
                 }),
                 AppendOutcome::Refused(reason) => {
                     self.fail(
@@ -319,34 +404,46 @@ impl Engine {
                 }
             }
         }
-        if let Some(last) = last {
-            prog.next_uid = prog.next_uid.max(last.saturating_add(1));
-        }
-        if again.is_empty() {
-            self.progress(task, prog);
-            self.checkpoint(task, prog, FolderStatus::Interrupted);
-        }
+        // Refused ones stay open until their resend is accounted for.
+        self.progress(task, prog);
+        self.checkpoint(task, prog, FolderStatus::Interrupted);
         Ok(again)
     }
 
-    fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
+    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND, the batch's highest); `map_to`:
+    /// the message's own destination UID when known for sure.
+    fn stored(
+        &self,
+        prog: &mut FolderProgress,
+        s: &Sent,
+        new_uid: Option<u32>,
+        map_to: Option<u32>,
+    ) {
+        if !prog.ledger.stored(s.uid, s.size) {
+            return;
+        }
         prog.confirmed.push(s.uid);
+        if let Some(d) = map_to {
+            prog.mapped.push((s.uid, d));
+        }
+        prog.next_seen = match (new_uid, prog.next_seen) {
+            (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
+            _ => None,
+        };
         // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the next run
         // indexes the folder rather than trusting a stale value.
         prog.dest_uid_next = match (new_uid, prog.dest_uid_next) {
             (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),
             _ => None,
         };
-        prog.copied += 1;
-        prog.done += 1;
-        prog.bytes += s.size;
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         self.totals.bytes.fetch_add(s.size, Ordering::Relaxed);
     }
 
-    /// Messages the destination refused with keywords: append once more with system flags
-    /// only, and say which keywords were lost.
-    fn retry_without_keywords(
+    /// Messages to send on their own: refused with keywords (once more with system flags
+    /// only, saying which keywords were lost), refused in a whole MULTIAPPEND, or in a
+    /// batch the source would not give whole. Each stays open until accounted for.
+    fn resend_one_by_one(
         &self,
         src: &mut Session,
         dst: &mut Session,
@@ -360,12 +457,31 @@ impl Engine {
         for Retry {
             sent: s,
             mut reason,
-            whole,
+            as_sent,
         } in again
         {
-            let bodies = src
-                .fetch_bodies(&s.uid.to_string(), Vec::new(), s.size as usize)
-                .on(Side::Source)?;
+            prog.ledger.sent([s.uid]);
+            let bodies = match src.fetch_bodies(&s.uid.to_string(), Vec::new(), s.size as usize) {
+                Ok(b) => b,
+                Err(e) if e.kind == Kind::No => {
+                    self.fail(
+                        task,
+                        prog,
+                        s.uid,
+                        s.message_id.clone(),
+                        format!("the source would not give it: {}", e.message),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    if closed_by_server(&e)
+                        && let Some(alone) = prog.suspects.get_mut(&s.uid)
+                    {
+                        *alone = true;
+                    }
+                    return Err(e).on(Side::Source);
+                }
+            };
             let Some((_, body)) = bodies.iter().find(|(u, _)| *u == s.uid) else {
                 self.fail(
                     task,
@@ -379,7 +495,7 @@ impl Engine {
             // As sent first (when a whole batch was refused), then without keywords.
             let all: Vec<String> = s.system_flags.iter().chain(&s.keywords).cloned().collect();
             let mut attempts: Vec<&[String]> = Vec::new();
-            if whole {
+            if as_sent {
                 attempts.push(&all);
             }
             if !s.keywords.is_empty() {
@@ -392,15 +508,13 @@ impl Engine {
                     flags,
                     date: s.date,
                 };
-                prog.unconfirmed = true;
                 let pending = dst
                     .append_send(&task.map.dest_wire, &[item])
                     .on(Side::Destination)?;
                 let outcome = dst.append_finish(pending).on(Side::Destination)?;
-                prog.unconfirmed = false;
                 match outcome.into_iter().next() {
                     Some(AppendOutcome::Stored(uid)) => {
-                        self.stored(prog, &s, uid);
+                        self.stored(prog, &s, uid, uid);
                         if flags.len() < all.len() {
                             self.emit(Event::Warning {
                                 message: format!(
@@ -439,9 +553,9 @@ impl Engine {
     fn progress(&self, task: &Task, prog: &FolderProgress) {
         self.emit(Event::Progress {
             folder: task.map.source.clone(),
-            done: prog.done,
+            done: prog.ledger.tally().done(),
             total: task.messages,
-            bytes: prog.bytes,
+            bytes: prog.ledger.tally().bytes,
             overall_done: self.totals.done.load(Ordering::Relaxed),
             overall_total: self.totals.total.load(Ordering::Relaxed),
             overall_bytes: self.totals.bytes.load(Ordering::Relaxed),
@@ -456,10 +570,11 @@ impl Engine {
         message_id: Option<String>,
         reason: SkipReason,
     ) {
-        prog.skipped += 1;
-        prog.done += 1;
-        if task.retry_uids.binary_search(&m.uid).is_ok() {
-            prog.retried.insert(m.uid);
+        if !prog
+            .ledger
+            .skipped(m.uid, reason == SkipReason::AlreadyPresent)
+        {
+            return;
         }
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         self.emit(Event::MessageSkipped {
@@ -479,8 +594,9 @@ impl Engine {
         message_id: Option<String>,
         reason: String,
     ) {
-        prog.failed += 1;
-        prog.done += 1;
+        if !prog.ledger.failed(uid) {
+            return;
+        }
         self.totals.done.fetch_add(1, Ordering::Relaxed);
         prog.failures.push(FailureReport {
             folder: task.map.source.clone(),
@@ -537,33 +653,62 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
-                idx.add(index::key(&h.headers, h.size));
+                idx.add(index::key(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
         }
         Ok(idx)
     }
+}
 
-    /// Which source messages the destination already holds (claimed from `idx`).
-    fn match_source(
-        &self,
-        src: &mut Session,
-        metas: &[MessageMeta],
-        idx: &mut Index,
-    ) -> Result<HashMap<u32, Option<String>>, ImapError> {
-        let mut present = HashMap::new();
-        for chunk in metas.chunks(2000) {
-            let uids = uid_set(chunk.iter().map(|m| m.uid));
-            let mut heads = src.fetch_headers(&uids)?;
-            heads.sort_by_key(|h| h.uid);
-            for h in heads {
-                if idx.take(&index::key(&h.headers, h.size)) {
-                    present.insert(h.uid, index::message_id(&h.headers));
+/// Which source messages the destination already holds (claimed from `idx`). Suspects (see
+/// `FolderProgress::suspects`) are asked one at a time; one that made the source close the
+/// session was never appended, so it is not looked for.
+fn match_source(
+    src: &mut Session,
+    metas: &[MessageMeta],
+    idx: &mut Index,
+    suspects: &mut HashMap<u32, bool>,
+) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
+    let mut present = HashMap::new();
+    let (alone, plain): (Vec<&MessageMeta>, Vec<&MessageMeta>) =
+        metas.iter().partition(|m| suspects.contains_key(&m.uid));
+    let mut sets: Vec<String> = plain
+        .chunks(2000)
+        .map(|c| uid_set(c.iter().map(|m| m.uid)))
+        .collect();
+    sets.extend(
+        alone
+            .iter()
+            .filter(|m| suspects.get(&m.uid) == Some(&false))
+            .map(|m| m.uid.to_string()),
+    );
+    for uids in sets {
+        let mut heads = match src.fetch_headers(&uids) {
+            Ok(h) => h,
+            Err(e) => {
+                if closed_by_server(&e)
+                    && let Ok(uid) = uids.parse::<u32>()
+                    && let Some(a) = suspects.get_mut(&uid)
+                {
+                    *a = true;
                 }
+                return Err(e);
+            }
+        };
+        heads.sort_by_key(|h| h.uid);
+        for h in heads {
+            if let Some(d) = idx.take(&index::key(&h.headers, h.size)) {
+                present.insert(h.uid, (index::message_id(&h.headers), d));
             }
         }
-        Ok(present)
     }
+    Ok(present)
+}
+
+/// The server said BYE (not a cut or a timeout): something in the request made it stop.
+fn closed_by_server(e: &ImapError) -> bool {
+    e.kind == Kind::Dropped && e.message.contains("closed the session")
 }
 
 /// Source UIDs per window: the metadata of this many messages is held at once.
@@ -573,8 +718,8 @@ pub(crate) const WINDOW: usize = 1000;
 struct Retry {
     sent: Sent,
     reason: String,
-    /// Its whole batch was refused (MULTIAPPEND): first try it as it was.
-    whole: bool,
+    /// First try it as it was (its whole batch was refused, or never sent).
+    as_sent: bool,
 }
 
 /// What we sent in one APPEND, to account for its answer.

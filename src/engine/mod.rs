@@ -1,7 +1,7 @@
 //! The migration itself: connect, scan, plan, create folders, copy messages with a pool of
 //! workers. It reports only through [`Event`]s; it never prints.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +10,9 @@ mod copy;
 pub(crate) use copy::WINDOW;
 mod disposition;
 pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
+mod flags;
+mod guard;
+mod ledger;
 mod scan;
 mod views;
 pub use views::AllMail;
@@ -64,6 +67,8 @@ pub struct Options {
     pub verbose: bool,
     /// The source's `\All` folder and views (`--all-mail`).
     pub all_mail: AllMail,
+    /// Bring the flags of messages copied earlier in line with the source.
+    pub flag_sync: bool,
 }
 
 impl Default for Options {
@@ -84,6 +89,7 @@ impl Default for Options {
             delete_source: false,
             verbose: false,
             all_mail: AllMail::default(),
+            flag_sync: true,
         }
     }
 }
@@ -143,6 +149,11 @@ struct Task {
     index_destination: bool,
     /// Messages that failed in an earlier run, tried again first.
     retry_uids: Vec<u32>,
+    /// Their failure reports, kept in the state file until they are settled.
+    retry_failures: Vec<FailureReport>,
+    /// The source folder's HIGHESTMODSEQ at scan time: flags copied in this run are at
+    /// least that recent, so the next flag sync starts there.
+    scan_modseq: Option<u64>,
     /// The source folder's UIDVALIDITY at scan time.
     uid_validity: Option<u32>,
     /// The highest UID the scan counted: mail that arrives later waits for the next run,
@@ -158,14 +169,16 @@ struct Task {
 /// Progress within one folder; survives reconnects.
 #[derive(Debug, Default)]
 struct FolderProgress {
-    next_uid: u32,
-    copied: u64,
-    skipped: u64,
-    failed: u64,
-    bytes: u64,
-    done: u64,
-    /// APPENDs were sent whose answers we never read: the destination may hold them.
-    unconfirmed: bool,
+    /// Which source UIDs are settled: the only way to move the resume point.
+    ledger: ledger::Ledger,
+    /// (source UID, destination UID) of the messages stored in this run (APPENDUID).
+    mapped: Vec<(u32, u32)>,
+    /// The destination's UIDNEXT as our own APPENDs moved it (None once unknown): a
+    /// MULTIAPPEND that began there got consecutive UIDs.
+    next_seen: Option<u32>,
+    /// Messages in a batch whose FETCH made the source close the session: fetched alone from
+    /// then on; `true` once one did it alone too (then it fails, and the folder goes on).
+    suspects: HashMap<u32, bool>,
     failures: Vec<FailureReport>,
     warned_flags: HashSet<String>,
     uid_validity: Option<u32>,
@@ -173,8 +186,6 @@ struct FolderProgress {
     dest_uid_next: Option<u32>,
     /// Source UIDs the destination is known to hold (for --delete-source).
     confirmed: Vec<u32>,
-    /// Retried UIDs settled in this run (not to be sent again after a reconnect).
-    retried: HashSet<u32>,
     deleted_on_source: u64,
 }
 
@@ -198,6 +209,7 @@ struct Totals {
     bytes: AtomicU64,
     reconnects_src: AtomicU64,
     reconnects_dst: AtomicU64,
+    flags_updated: AtomicU64,
 }
 
 pub struct Engine {
@@ -235,6 +247,7 @@ impl Engine {
                 bytes: AtomicU64::new(0),
                 reconnects_src: AtomicU64::new(0),
                 reconnects_dst: AtomicU64::new(0),
+                flags_updated: AtomicU64::new(0),
             },
             warnings: Vec::new(),
             notices_seen: Arc::default(),
@@ -441,6 +454,7 @@ impl Engine {
             bytes_per_second: sum(|r| r.bytes) as f64 / secs,
             reconnects_source: self.totals.reconnects_src.load(Ordering::Relaxed),
             reconnects_destination: self.totals.reconnects_dst.load(Ordering::Relaxed),
+            flags_updated: self.totals.flags_updated.load(Ordering::Relaxed),
             state_file: self.state.as_ref().map(|s| s.path().display().to_string()),
             error,
             per_folder: reports,
@@ -481,6 +495,14 @@ impl Engine {
         };
         let (main, (ready, mut early)) = prepared;
         reports.append(&mut early);
+        if let Some(st) = &self.state
+            && let Err(e) = st.reached()
+        {
+            self.emit(Event::Warning {
+                message: format!("could not write the state file: {e}"),
+                folder: None,
+            });
+        }
         if self.opts.dry_run {
             main.src.logout();
             main.dst.logout();
@@ -512,6 +534,9 @@ impl Engine {
     /// that are already settled (dry run: the plan; folders the destination refused).
     fn prepare(&self, main: &mut Pair) -> SResult<(Vec<Task>, Vec<FolderReport>)> {
         let mut reports = Vec::new();
+        if self.opts.delete_source && !self.opts.dry_run {
+            self.prove_distinct(main)?;
+        }
         self.emit(Event::Phase {
             phase: Phase::ScanningFolders,
         });
@@ -778,6 +803,9 @@ impl Engine {
                     bytes: 0,
                     status: FolderStatus::Complete,
                     failures: Vec::new(),
+                    held: Some(0),
+                    uid_map: Default::default(),
+                    modseq: None,
                 });
             }
             let rep = FolderReport {
@@ -801,7 +829,7 @@ impl Engine {
             bytes: task.bytes,
         });
         let mut prog = FolderProgress {
-            next_uid: task.start_uid,
+            ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
             ..Default::default()
         };
         let mut attempt = 0u32;
@@ -827,7 +855,6 @@ impl Engine {
                         && attempt < self.opts.retries =>
                 {
                     attempt += 1;
-                    prog.unconfirmed = true;
                     if let Err(ce) = p.dst.create(&task.map.dest_wire) {
                         failed_reason = Some((
                             Side::Destination,
@@ -842,7 +869,6 @@ impl Engine {
                         old.src.abandon();
                         old.dst.abandon();
                     }
-                    prog.unconfirmed = true;
                     self.note_reconnect(e.side, &e.err);
                     if self.cancelled() {
                         break;
@@ -885,9 +911,9 @@ impl Engine {
         }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
-        } else if self.cancelled() && prog.done < task.messages {
+        } else if self.cancelled() && prog.ledger.tally().done() < task.messages {
             FolderStatus::Interrupted
-        } else if prog.failed > 0 {
+        } else if prog.ledger.tally().failed > 0 {
             FolderStatus::Partial
         } else {
             FolderStatus::Complete
@@ -905,10 +931,10 @@ impl Engine {
             destination: task.map.dest.clone(),
             status,
             messages: task.messages,
-            copied: prog.copied,
-            skipped: prog.skipped,
-            failed: prog.failed,
-            bytes: prog.bytes,
+            copied: prog.ledger.tally().copied,
+            skipped: prog.ledger.tally().skipped,
+            failed: prog.ledger.tally().failed,
+            bytes: prog.ledger.tally().bytes,
             deleted_on_source: prog.deleted_on_source,
         };
         self.emit(folder_finished(
@@ -1007,27 +1033,43 @@ impl Engine {
         if let Some(st) = &self.state
             && let Some(v) = prog.uid_validity
         {
-            // Counts cover the whole job: earlier runs plus this one.
+            // Counts cover the whole job: earlier runs plus this one. Earlier failures not
+            // settled again stay failures, so the next run tries them again.
             let p = task.prior.as_ref();
+            let pending: HashSet<u32> = prog.ledger.retries_left().collect();
+            let t = *prog.ledger.tally();
+            let left: Vec<&FailureReport> = task
+                .retry_failures
+                .iter()
+                .filter(|f| pending.contains(&f.uid))
+                .collect();
             let add = |f: fn(&FolderState) -> u64, now: u64| p.map_or(0, f) + now;
             let r = st.update(FolderState {
                 source: task.map.source.clone(),
                 destination: task.map.dest.clone(),
                 uid_validity: v,
                 last_uid: prog
-                    .next_uid
+                    .ledger
+                    .next_uid()
                     .saturating_sub(1)
                     .max(p.map_or(0, |p| p.last_uid)),
                 dest_uid_validity: prog.dest_uid_validity,
                 dest_uid_next: prog.dest_uid_next,
                 // Earlier runs: what they settled; this run: what is left.
                 messages: p.map_or(0, |p| p.copied + p.skipped + p.failed) + task.messages,
-                copied: add(|f| f.copied, prog.copied),
-                skipped: add(|f| f.skipped, prog.skipped),
-                failed: add(|f| f.failed, prog.failed),
-                bytes: add(|f| f.bytes, prog.bytes),
+                copied: add(|f| f.copied, t.copied),
+                skipped: add(|f| f.skipped, t.skipped),
+                failed: add(|f| f.failed, t.failed) + left.len() as u64,
+                bytes: add(|f| f.bytes, t.bytes),
                 status,
-                failures: prog.failures.clone(),
+                failures: prog.failures.iter().chain(left).cloned().collect(),
+                held: Some(p.map_or(0, FolderState::held) + t.copied + t.present),
+                uid_map: {
+                    let mut m = p.map(|p| p.uid_map.clone()).unwrap_or_default();
+                    m.extend(prog.mapped.iter().copied());
+                    m
+                },
+                modseq: p.and_then(|p| p.modseq).or(task.scan_modseq),
             });
             if let Err(e) = r {
                 self.emit(Event::Warning {

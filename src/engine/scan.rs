@@ -1,6 +1,7 @@
 //! Scanning: which source folders there are, where they go, and what is new in each.
 
 use super::*;
+use crate::imap::ListStatus;
 
 impl Engine {
     /// LIST both sides and map every selected source folder to its destination.
@@ -81,13 +82,27 @@ impl Engine {
         let mut archived = None;
         let mut tasks = Vec::new();
         let mut failed = Vec::new();
+        // (source UIDVALIDITY, source UIDNEXT, destination STATUS) of folders on both sides.
+        let mut both = Vec::new();
+        let all = folders.len();
+        // One LIST-STATUS per side where offered (else one STATUS per folder below): a
+        // no-change run is then two commands.
+        let listed = Listed {
+            src: match &self.state {
+                Some(_) => main.src.list_status().on(Side::Source)?,
+                None => None,
+            },
+            dst: main.dst.list_status().on(Side::Destination)?,
+        };
         for m in folders {
             if self.cancelled() {
                 break;
             }
             // The All Mail pass: membership over the real folders decides what it copies.
             let all_mail = (views.all_mail.as_ref() == Some(&m)).then_some(real.as_slice());
-            let e = match self.for_folder(main, Op::Open, |p| self.scan_folder(p, &m, all_mail))? {
+            let e = match self.for_folder(main, Op::Open, |p| {
+                self.scan_folder(p, &m, all_mail, &listed, &mut both)
+            })? {
                 Ok(t) => {
                     if all_mail.is_some() {
                         archived = Some((t.messages, t.bytes));
@@ -122,6 +137,9 @@ impl Engine {
         if !views.is_empty() {
             self.emit(views.event(archived));
         }
+        if both.len() == all {
+            self.warn_if_same(&both);
+        }
         Ok((tasks, warnings, failed))
     }
 
@@ -130,47 +148,39 @@ impl Engine {
         main: &mut Pair,
         m: &Mapping,
         all_mail: Option<&[String]>,
+        listed: &Listed,
+        both: &mut Vec<(Option<u32>, Option<u32>, FolderInfo)>,
     ) -> SResult<Task> {
         let resume = self
             .state
             .as_ref()
             .and_then(|s| s.folder(&m.source))
             .filter(|r| r.uid_validity != NEVER_OPENED);
-        // A folder the state knows: STATUS tells whether anything is new, without
-        // opening it (a no-change run is then one command per folder).
-        let info = match &resume {
-            Some(_) => main.src.status(&m.source_wire).on(Side::Source)?,
-            None => main.src.examine(&m.source_wire).on(Side::Source)?,
+        // A folder the state knows: STATUS (or the LIST-STATUS answer) tells whether anything
+        // is new, without opening it (a no-change run is then one command per folder and side).
+        let src_listed = listed.src(&m.source_wire);
+        let src_modseq = src_listed.as_ref().and_then(|l| l.1);
+        let info = match (&resume, src_listed) {
+            (Some(_), Some((i, _))) => i,
+            (Some(_), None) => main.src.status(&m.source_wire).on(Side::Source)?,
+            (None, _) => main.src.examine(&m.source_wire).on(Side::Source)?,
         };
+        // The servers outrank the state file: what the destination holds now.
+        let dinfo = match (m.exists, listed.dst(&m.dest_wire)) {
+            (false, _) => None,
+            (true, Some((i, _))) => Some(i),
+            (true, None) => Some(main.dst.status(&m.dest_wire).on(Side::Destination)?),
+        };
+        if let Some(d) = &dinfo {
+            both.push((info.uid_validity, info.uid_next, d.clone()));
+        }
         let mut start_uid = 1;
         let mut index_destination = true;
         let mut retry_uids = Vec::new();
+        let mut retry_failures = Vec::new();
         let mut prior = None;
         if let Some(r) = &resume {
-            if Some(r.uid_validity) == info.uid_validity {
-                start_uid = r.last_uid.saturating_add(1);
-                // Messages that failed last time are tried again.
-                retry_uids = r.failures.iter().map(|f| f.uid).collect();
-                retry_uids.sort_unstable();
-                retry_uids.dedup();
-                let mut p = r.clone();
-                p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
-                p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
-                p.failures.clear();
-                prior = Some(p);
-                let nothing_new =
-                    retry_uids.is_empty() && info.uid_next.is_some_and(|n| n <= start_uid);
-                // Nothing was appended since the last checkpoint: no need to index.
-                if m.exists
-                    && !nothing_new
-                    && let (Some(v), Some(n)) = (r.dest_uid_validity, r.dest_uid_next)
-                    && let Ok(st) = main.dst.status(&m.dest_wire)
-                    && st.uid_validity == Some(v)
-                    && st.uid_next == Some(n)
-                {
-                    index_destination = false;
-                }
-            } else {
+            if Some(r.uid_validity) != info.uid_validity {
                 self.emit(Event::Warning {
                     message: format!(
                         "folder '{}' changed its UIDVALIDITY since the last run; checking every message against the destination again",
@@ -178,6 +188,49 @@ impl Engine {
                     ),
                     folder: Some(m.source.clone()),
                 });
+            } else if let Some(why) = lacking(r, dinfo.as_ref()) {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "destination folder '{}' {why}; checking every message of '{}' against it and copying what is missing",
+                        m.dest, m.source
+                    ),
+                    folder: Some(m.source.clone()),
+                });
+            } else {
+                start_uid = r.last_uid.saturating_add(1);
+                // Messages that failed last time are tried again.
+                retry_uids = r.failures.iter().map(|f| f.uid).collect();
+                retry_uids.sort_unstable();
+                retry_uids.dedup();
+                retry_failures = r.failures.clone();
+                let mut p = r.clone();
+                if self.opts.flag_sync
+                    && !self.opts.dry_run
+                    && !self.opts.folders_only
+                    && !r.uid_map.is_empty()
+                    && let Some(d) = &dinfo
+                    && r.dest_uid_validity.is_some()
+                    && d.uid_validity == r.dest_uid_validity
+                    && let Some(ms) = self.sync_flags(main, m, r, src_modseq)?
+                    && let Some(st) = &self.state
+                {
+                    p.modseq = Some(ms);
+                    let _ = st.update(FolderState {
+                        modseq: Some(ms),
+                        ..r.clone()
+                    });
+                }
+                p.messages = p.messages.saturating_sub(retry_uids.len() as u64);
+                p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
+                p.failures.clear();
+                prior = Some(p);
+                // Nothing was appended since the last checkpoint: no need to index.
+                if let (Some(v), Some(n), Some(d)) = (r.dest_uid_validity, r.dest_uid_next, &dinfo)
+                    && d.uid_validity == Some(v)
+                    && d.uid_next == Some(n)
+                {
+                    index_destination = false;
+                }
             }
         }
         let mut only_uids = all_mail.map(|_| Vec::new());
@@ -217,6 +270,8 @@ impl Engine {
             // meanwhile) may hold mail, and copy indexes only a folder that is not empty.
             index_destination,
             retry_uids,
+            retry_failures,
+            scan_modseq: src_modseq,
             uid_validity: info.uid_validity,
             scan_last_uid,
             prior,
@@ -265,6 +320,25 @@ fn never_opened(m: &Mapping) -> FolderState {
         bytes: 0,
         status: FolderStatus::Failed,
         failures: Vec::new(),
+        held: None,
+        uid_map: Default::default(),
+        modseq: None,
+    }
+}
+
+/// What one LIST-STATUS per side told, where the server offers it (else STATUS per folder).
+struct Listed {
+    src: Option<ListStatus>,
+    dst: Option<ListStatus>,
+}
+
+impl Listed {
+    fn src(&self, wire: &str) -> Option<(FolderInfo, Option<u64>)> {
+        self.src.as_ref().and_then(|l| l.get(wire).cloned())
+    }
+
+    fn dst(&self, wire: &str) -> Option<(FolderInfo, Option<u64>)> {
+        self.dst.as_ref().and_then(|l| l.get(wire).cloned())
     }
 }
 
@@ -310,5 +384,73 @@ impl Engine {
             folder: Some(m.source.clone()),
         });
         true
+    }
+}
+
+/// Why the destination folder no longer holds what the state says it does, if it does not.
+fn lacking(r: &FolderState, now: Option<&FolderInfo>) -> Option<String> {
+    let held = r.held();
+    match now {
+        None if held > 0 => Some("is gone".to_string()),
+        None => None,
+        Some(d) if r.dest_uid_validity.is_some() && d.uid_validity != r.dest_uid_validity => {
+            Some("was recreated (its UIDVALIDITY changed)".to_string())
+        }
+        Some(d) if u64::from(d.exists) < held => Some(format!(
+            "holds {} messages, fewer than the {held} recorded",
+            d.exists
+        )),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(copied: u64, held: Option<u64>, dest_uid_validity: Option<u32>) -> FolderState {
+        FolderState {
+            source: "INBOX".into(),
+            destination: "INBOX".into(),
+            uid_validity: 1,
+            last_uid: 10,
+            dest_uid_validity,
+            dest_uid_next: Some(11),
+            messages: 10,
+            copied,
+            skipped: 0,
+            failed: 0,
+            bytes: 0,
+            status: FolderStatus::Complete,
+            failures: Vec::new(),
+            held,
+            uid_map: Default::default(),
+            modseq: None,
+        }
+    }
+
+    fn now(exists: u32, uid_validity: u32) -> FolderInfo {
+        FolderInfo {
+            exists,
+            uid_next: Some(11),
+            uid_validity: Some(uid_validity),
+            permanent_flags: None,
+        }
+    }
+
+    #[test]
+    fn the_destination_outranks_the_state() {
+        let r = recorded(8, Some(10), Some(5));
+        assert_eq!(lacking(&r, Some(&now(10, 5))), None);
+        assert_eq!(lacking(&r, Some(&now(12, 5))), None, "more is fine");
+        assert!(lacking(&r, Some(&now(9, 5))).is_some_and(|w| w.contains("fewer")));
+        assert!(lacking(&r, Some(&now(10, 6))).is_some_and(|w| w.contains("recreated")));
+        assert!(lacking(&r, None).is_some_and(|w| w.contains("gone")));
+        // An old state file without `held`: what it copied stands in.
+        let old = recorded(8, None, None);
+        assert_eq!(lacking(&old, Some(&now(8, 7))), None);
+        assert!(lacking(&old, Some(&now(7, 7))).is_some());
+        // Nothing recorded as held: a missing folder is simply created.
+        assert_eq!(lacking(&recorded(0, Some(0), None), None), None);
     }
 }

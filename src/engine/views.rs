@@ -260,7 +260,7 @@ impl Engine {
                 let mut heads = src.fetch_headers(&uid_set(chunk.iter().copied()))?;
                 heads.sort_by_key(|h| h.uid);
                 for h in heads {
-                    if !members.take(&index::key(&h.headers, h.size)) {
+                    if members.take(&index::key(&h.headers, h.size)).is_none() {
                         archived.push(h.uid);
                     }
                 }
@@ -362,7 +362,8 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in src.fetch_headers_seq(&format!("{start}:{end}"))? {
-                members.add(index::key(&h.headers, h.size));
+                // Membership only: no destination UID to remember.
+                members.add(index::key(&h.headers, h.size), 0);
             }
             start = end.saturating_add(1);
         }

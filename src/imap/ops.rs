@@ -545,6 +545,101 @@ fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z").ok()
 }
 
+/// What LIST-STATUS tells: wire name → (status, HIGHESTMODSEQ).
+pub type ListStatus = std::collections::HashMap<String, (FolderInfo, Option<u64>)>;
+
+/// Commands for the servers-outrank-the-state checks and flag sync (issue 11).
+impl Session {
+    /// DELETE a folder (the same-mailbox probe).
+    pub fn delete_folder(&mut self, name: impl AsRef<[u8]>) -> Result<(), ImapError> {
+        self.run(Command::new("DELETE").astring(name.as_ref()), None, |_| {})
+            .map(|_| ())
+    }
+
+    /// HIGHESTMODSEQ of a folder (CONDSTORE); `None` when the server does not keep one.
+    pub fn highest_modseq(&mut self, name: impl AsRef<[u8]>) -> Result<Option<u64>, ImapError> {
+        let cmd = Command::new("STATUS")
+            .astring(name.as_ref())
+            .raw(" (HIGHESTMODSEQ)");
+        let mut out = None;
+        match self.run(cmd, None, |r| {
+            if let Response::Status(_, s) = r {
+                out = s.highest_modseq;
+            }
+        }) {
+            Ok(_) => Ok(out),
+            Err(e) if matches!(e.kind, super::Kind::No | super::Kind::Bad) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replace the flags of `uids` (a UID set) in the selected folder.
+    pub fn store_flags(&mut self, uids: &str, flags: &[String]) -> Result<(), ImapError> {
+        let cmd =
+            Command::new("UID STORE").raw(&format!(" {uids} FLAGS.SILENT ({})", flags.join(" ")));
+        self.run(cmd, None, |_| {}).map(|_| ())
+    }
+
+    /// UID, size and flags of the messages of the selected folder whose flags changed since
+    /// `modseq` (CONDSTORE CHANGEDSINCE): the cost follows the changes, not the folder.
+    pub fn changed_since(&mut self, modseq: u64) -> Result<Vec<MessageMeta>, ImapError> {
+        let cmd = Command::new("UID FETCH").raw(&format!(
+            " 1:* (UID RFC822.SIZE FLAGS) (CHANGEDSINCE {modseq})"
+        ));
+        let mut out: Vec<MessageMeta> = Vec::new();
+        self.run(cmd, None, |r| {
+            let Response::Fetch(_, f) = r else { return };
+            let (Some(uid), Some(size)) = (f.uid, f.size) else {
+                return;
+            };
+            out.push(MessageMeta {
+                uid,
+                size,
+                flags: f
+                    .flags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|x| !x.eq_ignore_ascii_case("\\Recent") && x != "\\*")
+                    .collect(),
+                internal_date: None,
+            });
+        })?;
+        out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    /// Every folder's STATUS in one command (LIST-STATUS, RFC 5819), with HIGHESTMODSEQ;
+    /// wire name → (status, HIGHESTMODSEQ). `None` when the server does not offer it.
+    pub fn list_status(&mut self) -> Result<Option<ListStatus>, ImapError> {
+        if !self.caps.list_status {
+            return Ok(None);
+        }
+        let cmd = Command::new(
+            "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ))",
+        );
+        let mut out = ListStatus::new();
+        match self.run(cmd, None, |r| {
+            if let Response::Status(name, s) = r {
+                let info = FolderInfo {
+                    exists: s.messages.unwrap_or(0),
+                    uid_next: s.uid_next,
+                    uid_validity: s.uid_validity,
+                    permanent_flags: None,
+                };
+                out.insert(
+                    MailboxName::from_wire(&name, false).wire_string(),
+                    (info, s.highest_modseq),
+                );
+            }
+        }) {
+            Ok(_) => Ok(Some(out)),
+            Err(e) if matches!(e.kind, super::Kind::No | super::Kind::Bad) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

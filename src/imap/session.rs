@@ -50,6 +50,8 @@ pub struct Caps {
     /// LIST-EXTENDED (RFC 5258): `RETURN (...)` options on LIST.
     pub list_extended: bool,
     pub utf8_accept: bool,
+    /// LIST-STATUS (RFC 5819): every folder's STATUS in one LIST.
+    pub list_status: bool,
     /// X-GM-EXT-1: Gmail's X-GM-MSGID identifies a message across folders.
     pub gmail: bool,
 }
@@ -67,6 +69,7 @@ impl Caps {
             binary: has("BINARY"),
             list_extended: has("LIST-EXTENDED"),
             utf8_accept: has("UTF8=ACCEPT"),
+            list_status: has("LIST-STATUS"),
             gmail: has("X-GM-EXT-1"),
             append_limit: caps.iter().find_map(|c| {
                 let (k, v) = c.split_once('=')?;

@@ -255,6 +255,9 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         extra: 0,
         in_both: 10,
         missing_messages: Vec::new(),
+        flags_differ: 0,
+        date_differ: 0,
+        differing_messages: Vec::new(),
     });
     e(Event::VerifyFolder {
         folder: "INBOX".into(),
@@ -268,6 +271,15 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
             uid: 19,
             message_id: Some("<bad@example.com>".into()),
             size: 1536,
+        }],
+        flags_differ: 1,
+        date_differ: 0,
+        differing_messages: vec![crate::event::DifferingMessage {
+            uid: 23,
+            message_id: Some("<flag@example.com>".into()),
+            source_flags: vec!["\\Flagged".into(), "\\Seen".into()],
+            destination_flags: vec!["\\Seen".into()],
+            date_differs: false,
         }],
     });
     let mut summary = Summary::early_error("unused".into(), 130);
@@ -315,6 +327,8 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         duration_ms: 1000,
         error: None,
         folders_failed: 0,
+        flags_differ: 1,
+        date_differ: 0,
     }));
 }
 

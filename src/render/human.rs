@@ -653,6 +653,17 @@ impl Sink for HumanSink {
                 st,
                 format!("Creating folder: {}", label(folder, destination)),
             ),
+            Event::FlagsSynced {
+                folder,
+                destination,
+                updated,
+            } => self.step_line(
+                st,
+                format!(
+                    "Flags brought in line: {updated} messages in {}",
+                    label(folder, destination)
+                ),
+            ),
             Event::FolderStarted {
                 folder,
                 destination,
@@ -860,9 +871,33 @@ impl Sink for HumanSink {
                 missing,
                 extra,
                 missing_messages,
+                flags_differ,
+                date_differ,
+                differing_messages,
                 ..
             } => {
                 let name = label(folder, destination);
+                if *flags_differ > 0 || *date_differ > 0 {
+                    self.err_line(
+                        st,
+                        format!(
+                            "{name}: {flags_differ} messages with other flags, {date_differ} with another date"
+                        ),
+                    );
+                    for m in differing_messages.iter().take(5) {
+                        self.line(
+                            st,
+                            format!(
+                                "    differs: UID {} {}: flags ({}) on the source, ({}) on the destination{}",
+                                m.uid,
+                                m.message_id.as_deref().unwrap_or("(no Message-ID)"),
+                                m.source_flags.join(" "),
+                                m.destination_flags.join(" "),
+                                if m.date_differs { "; another date" } else { "" }
+                            ),
+                        );
+                    }
+                }
                 if *missing == 0 {
                     self.ok_line(
                         st,
@@ -905,8 +940,8 @@ impl Sink for HumanSink {
                         v.source_messages, v.folders
                     )),
                     VerifyStatus::Mismatch => self.bad.apply_to(format!(
-                        "Mismatch: {} of {} source messages are missing in the destination",
-                        v.missing, v.source_messages
+                        "Mismatch: of {} source messages, {} are missing in the destination, {} have other flags, {} another date",
+                        v.source_messages, v.missing, v.flags_differ, v.date_differ
                     )),
                     VerifyStatus::Partial => self.bad.apply_to(format!(
                         "Incomplete: {} folders could not be verified; nothing is missing in the {} compared",

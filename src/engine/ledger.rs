@@ -1,0 +1,211 @@
+//! Which source UIDs of a folder are settled. A UID is settled only once the destination
+//! confirmed it (stored, or found by the index), or it was skipped or recorded as failed
+//! with a reason. Anything sent whose answer was not accounted for stays open, so an
+//! interruption anywhere leaves it for the next attempt or run (after indexing the
+//! destination, so nothing is doubled).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Where this run's walk began.
+    floor: u32,
+    /// Every UID up to this one was walked past: settled unless open.
+    walked: u32,
+    /// Handed to the destination, answer not yet accounted for (in flight, or refused and
+    /// waiting for its resend).
+    open: BTreeSet<u32>,
+    /// Failures of earlier runs tried again (below `walked`), not settled yet.
+    retry: BTreeSet<u32>,
+    /// Settled beyond the first open UID, so a new attempt does not handle them twice:
+    /// UID → whether the destination holds it.
+    settled: BTreeMap<u32, bool>,
+    /// What the settled UIDs came to; each UID counts once.
+    tally: Tally,
+}
+
+/// Counts of one folder in this run, kept by the [`Ledger`] transitions only.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub(crate) copied: u64,
+    pub(crate) skipped: u64,
+    pub(crate) failed: u64,
+    pub(crate) bytes: u64,
+    /// Skipped because the destination already held them.
+    pub(crate) present: u64,
+}
+
+impl Tally {
+    pub(crate) fn done(&self) -> u64 {
+        self.copied + self.skipped + self.failed
+    }
+}
+
+impl Ledger {
+    /// A folder continued from `start_uid`, with earlier failures to try again.
+    pub(crate) fn new(start_uid: u32, retry: &[u32]) -> Ledger {
+        Ledger {
+            floor: start_uid,
+            walked: start_uid.saturating_sub(1),
+            open: BTreeSet::new(),
+            retry: retry.iter().copied().filter(|u| *u < start_uid).collect(),
+            settled: BTreeMap::new(),
+            tally: Tally::default(),
+        }
+    }
+
+    /// APPENDs for these UIDs were written.
+    pub(crate) fn sent(&mut self, uids: impl IntoIterator<Item = u32>) {
+        self.open.extend(uids);
+    }
+
+    /// The destination confirmed storing it. False (and nothing counted) when it was
+    /// settled already.
+    pub(crate) fn stored(&mut self, uid: u32, bytes: u64) -> bool {
+        let new = self.settle(uid, true);
+        if new {
+            self.tally.copied += 1;
+            self.tally.bytes += bytes;
+        }
+        new
+    }
+
+    /// Skipped: already on the destination (`present`), or over the size limit.
+    pub(crate) fn skipped(&mut self, uid: u32, present: bool) -> bool {
+        let new = self.settle(uid, present);
+        if new {
+            self.tally.skipped += 1;
+            self.tally.present += u64::from(present);
+        }
+        new
+    }
+
+    /// Recorded as failed, with a reason the caller keeps.
+    pub(crate) fn failed(&mut self, uid: u32) -> bool {
+        let new = self.settle(uid, false);
+        if new {
+            self.tally.failed += 1;
+        }
+        new
+    }
+
+    pub(crate) fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Settle `uid`; true when it was not settled before.
+    fn settle(&mut self, uid: u32, held: bool) -> bool {
+        let new = self.open.remove(&uid)
+            | self.retry.remove(&uid)
+            | (uid > self.walked && !self.settled.contains_key(&uid));
+        if new && uid >= self.floor {
+            self.settled.insert(uid, held);
+        }
+        new
+    }
+
+    /// Settled in an earlier attempt of this run: `Some(held)`.
+    pub(crate) fn settled(&self, uid: u32) -> Option<bool> {
+        self.settled.get(&uid).copied()
+    }
+
+    /// The walk went past every UID up to `uid`: those not open are settled (filtered out,
+    /// gone from the source, present, skipped).
+    pub(crate) fn passed(&mut self, uid: u32) {
+        self.walked = self.walked.max(uid);
+        // Below the resume point nothing is walked again: no need to remember it.
+        let next = self.next_uid();
+        if self
+            .settled
+            .first_key_value()
+            .is_some_and(|(u, _)| *u < next)
+        {
+            self.settled = self.settled.split_off(&next);
+        }
+    }
+
+    /// The first UID of the walk not settled: the next attempt or run starts there.
+    pub(crate) fn next_uid(&self) -> u32 {
+        let past = self.walked.saturating_add(1);
+        // Retried failures sit below `floor`; they are kept as failures, not as the walk.
+        self.open
+            .range(self.floor..)
+            .next()
+            .map_or(past, |u| (*u).min(past))
+    }
+
+    /// Earlier failures not settled yet (kept in the state file as failures).
+    pub(crate) fn retries_left(&self) -> impl Iterator<Item = u32> + '_ {
+        self.retry.iter().copied()
+    }
+
+    /// Before a new attempt (after a dropped connection): what was open is walked again
+    /// from [`Ledger::next_uid`]. True when the destination may hold some of it, so it must
+    /// be indexed first.
+    pub(crate) fn rewind(&mut self) -> bool {
+        let uncertain = !self.open.is_empty();
+        let next = self.next_uid();
+        self.walked = next.saturating_sub(1);
+        self.open.clear();
+        self.settled = self.settled.split_off(&next);
+        uncertain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_is_settled_only_when_accounted_for() {
+        let mut l = Ledger::new(10, &[3, 5]);
+        assert_eq!(l.next_uid(), 10);
+        l.sent([10, 11, 12]);
+        l.passed(12);
+        assert_eq!(l.next_uid(), 10, "answers unread");
+        assert!(l.stored(10, 5));
+        assert!(l.stored(12, 5));
+        assert!(!l.stored(12, 5), "counted once");
+        assert_eq!(l.next_uid(), 11, "11 waits for its resend");
+        l.sent([13]);
+        l.passed(20);
+        assert_eq!(l.next_uid(), 11);
+        assert!(l.failed(11));
+        assert_eq!(l.next_uid(), 13);
+        assert!(l.stored(13, 5));
+        assert_eq!(l.next_uid(), 21);
+        assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 5]);
+        let t = l.tally();
+        assert_eq!((t.copied, t.failed, t.bytes, t.done()), (3, 1, 15, 4));
+    }
+
+    #[test]
+    fn retried_failures_do_not_pull_the_walk_back() {
+        let mut l = Ledger::new(10, &[3]);
+        l.sent([3]);
+        assert_eq!(l.next_uid(), 10);
+        assert!(l.rewind(), "3 may be on the destination");
+        assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3]);
+        assert!(l.stored(3, 1));
+        assert_eq!(l.retries_left().count(), 0);
+        assert!(!l.failed(3), "settled already");
+    }
+
+    #[test]
+    fn rewind_starts_at_the_first_open_uid() {
+        let mut l = Ledger::new(1, &[]);
+        l.sent([1, 2, 3]);
+        assert!(l.stored(1, 1));
+        assert!(l.failed(3));
+        l.passed(3);
+        assert!(l.rewind());
+        assert_eq!(l.next_uid(), 2);
+        assert_eq!(l.settled(1), None, "below the resume point");
+        assert_eq!(l.settled(3), Some(false), "not handled twice");
+        assert!(!l.failed(3), "nor counted twice");
+        assert!(l.skipped(2, true), "2 is walked again");
+        assert_eq!(l.tally().done(), 3);
+        assert!(!l.rewind());
+        assert_eq!(l.next_uid(), 2);
+    }
+}
