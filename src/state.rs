@@ -142,6 +142,11 @@ pub struct FolderState {
     /// The source folder's HIGHESTMODSEQ when its flags were last brought over (CONDSTORE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modseq: Option<u64>,
+    /// Unix time of a checkpoint written while APPENDs may have been in flight (the run
+    /// stopped mid-folder). A server may still store a batch whose client died, a moment
+    /// later: the next run waits for that before it looks at the destination folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_at: Option<i64>,
 }
 
 /// Source UID → destination UID, compact: runs of consecutive pairs `[src, dst, len]`.

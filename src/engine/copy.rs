@@ -7,14 +7,26 @@ use std::sync::atomic::Ordering;
 use super::*;
 
 impl Engine {
-    /// One attempt at a folder, from the first unsettled UID on. The folder is walked in
-    /// windows of UIDs so memory does not grow with its size.
+    /// One attempt at a folder. Until it ends with every APPEND answered, a checkpoint
+    /// records that APPENDs may be in flight.
     pub(super) fn copy_once(
         &self,
         pair: &mut Pair,
         task: &Task,
         prog: &mut FolderProgress,
     ) -> SResult<()> {
+        prog.attempt_done = false;
+        let r = self.copy_attempt(pair, task, prog);
+        prog.attempt_done = r.is_ok();
+        if r.is_err() {
+            prog.broke_off = Some(std::time::SystemTime::now());
+        }
+        r
+    }
+
+    /// One attempt at a folder, from the first unsettled UID on. The folder is walked in
+    /// windows of UIDs so memory does not grow with its size.
+    fn copy_attempt(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) -> SResult<()> {
         let Pair { src, dst, buf } = pair;
         // A new attempt walks again whatever the last one left open.
         let uncertain = prog.ledger.rewind();
@@ -45,6 +57,9 @@ impl Engine {
             return Ok(());
         }
 
+        // APPENDs of an interrupted run or a broken connection may still land: let them,
+        // before the destination folder is read.
+        self.await_late_appends(task, prog, uncertain);
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
         prog.next_seen = dinfo.uid_next;

@@ -12,6 +12,7 @@ mod disposition;
 pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
 mod flags;
 mod guard;
+mod late;
 mod ledger;
 mod scan;
 mod views;
@@ -164,6 +165,9 @@ struct Task {
     prior: Option<FolderState>,
     /// Copy only these UIDs (sorted): the archived messages of an All Mail pass.
     only_uids: Option<Vec<u32>>,
+    /// An earlier run stopped mid-folder with APPENDs maybe in flight: index the
+    /// destination folder, not before this moment (see `late`).
+    late_appends_until: Option<std::time::SystemTime>,
 }
 
 /// Progress within one folder; survives reconnects.
@@ -187,6 +191,10 @@ struct FolderProgress {
     /// Source UIDs the destination is known to hold (for --delete-source).
     confirmed: Vec<u32>,
     deleted_on_source: u64,
+    /// The last attempt ended with every APPEND answered (or sent none).
+    attempt_done: bool,
+    /// When the last attempt broke off, possibly with APPENDs in flight.
+    broke_off: Option<std::time::SystemTime>,
 }
 
 /// Wire names subscribed on each side (LSUB) when the job began; `None` when that side
@@ -781,6 +789,7 @@ impl Engine {
                 let _ = st.update(FolderState {
                     status: FolderStatus::Complete,
                     last_uid: prior.last_uid.max(task.scan_last_uid),
+                    in_flight_at: None,
                     ..prior.clone()
                 });
             }
@@ -806,6 +815,7 @@ impl Engine {
                     held: Some(0),
                     uid_map: Default::default(),
                     modseq: None,
+                    in_flight_at: None,
                 });
             }
             let rep = FolderReport {
@@ -1070,6 +1080,7 @@ impl Engine {
                     m
                 },
                 modseq: p.and_then(|p| p.modseq).or(task.scan_modseq),
+                in_flight_at: (!prog.attempt_done).then(late::unix_now),
             });
             if let Err(e) = r {
                 self.emit(Event::Warning {

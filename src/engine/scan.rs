@@ -178,6 +178,7 @@ impl Engine {
         let mut index_destination = true;
         let mut retry_uids = Vec::new();
         let mut retry_failures = Vec::new();
+        let mut late_appends_until = None;
         let mut prior = None;
         if let Some(r) = &resume {
             if Some(r.uid_validity) != info.uid_validity {
@@ -224,10 +225,14 @@ impl Engine {
                 p.failed = p.failed.saturating_sub(retry_uids.len() as u64);
                 p.failures.clear();
                 prior = Some(p);
+                // A run stopped mid-folder moments ago: a batch it sent may not have landed
+                // yet, so UIDNEXT cannot vouch for anything (see `late`).
+                late_appends_until = r.in_flight_at.and_then(late::settles_at);
                 // Nothing was appended since the last checkpoint: no need to index.
                 if let (Some(v), Some(n), Some(d)) = (r.dest_uid_validity, r.dest_uid_next, &dinfo)
                     && d.uid_validity == Some(v)
                     && d.uid_next == Some(n)
+                    && late_appends_until.is_none()
                 {
                     index_destination = false;
                 }
@@ -277,6 +282,7 @@ impl Engine {
             prior,
             map: m.clone(),
             only_uids,
+            late_appends_until,
         })
     }
 
@@ -323,6 +329,7 @@ fn never_opened(m: &Mapping) -> FolderState {
         held: None,
         uid_map: Default::default(),
         modseq: None,
+        in_flight_at: None,
     }
 }
 
@@ -426,6 +433,7 @@ mod tests {
             held,
             uid_map: Default::default(),
             modseq: None,
+            in_flight_at: None,
         }
     }
 
