@@ -212,7 +212,7 @@ fn alerts_and_untagged_no_inside_select_are_warnings() {
 }
 
 #[test]
-fn tagged_no_ending_in_braces_fails_that_folder_only() {
+fn tagged_no_ending_in_braces_fails_that_message_only() {
     let mut broken = folder(b"Broken", 1, 1);
     broken.messages[0].uid = 7;
     broken.uid_next = 8;
@@ -239,10 +239,12 @@ fn tagged_no_ending_in_braces_fails_that_folder_only() {
         sum["reconnects_source"], 0,
         "nothing waited for a literal\n{ctx}"
     );
+    // The source's NO is about that one message: it fails alone, with the server's words.
     assert!(
-        ev.iter().any(|e| e["type"] == "error"
+        ev.iter().any(|e| e["type"] == "message_failed"
             && e["folder"] == "Broken"
-            && e["message"]
+            && e["uid"] == 7
+            && e["reason"]
                 .as_str()
                 .is_some_and(|m| m.contains("Message is unavailable {5}"))),
         "{ctx}"

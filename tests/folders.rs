@@ -396,13 +396,13 @@ fn a_folder_that_keeps_breaking_the_session_fails_alone() {
     let bad = "Old Mail";
     assert!(!src_digest.folders[bad].messages.is_empty());
     // Every command naming that folder, on every source connection, gets an unreadable
-    // line in its answer (an untagged BYE there would hit the `imap` crate's unreachable!(),
-    // rust-imap #282, which the new IMAP client removes).
+    // line in its answer: a FETCH that does not parse (an unknown untagged response would
+    // be skipped, as RFC 3501 allows).
     let rule = proxy::Rule {
         dir: proxy::Dir::ServerToClient,
         action: proxy::Action::InjectAfterCommand {
             command: bad.as_bytes().to_vec(),
-            line: b"* GARBAGE \x01\x02 simulated breakage\r\n".to_vec(),
+            line: b"* 1 FETCH (UID )) \x01\r\n".to_vec(),
         },
         first_at: 1,
         every: 1,
