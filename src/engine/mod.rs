@@ -10,6 +10,7 @@ mod copy;
 pub(crate) use copy::WINDOW;
 mod disposition;
 pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
+mod retry;
 mod scan;
 
 use crate::endpoint::Endpoint;
@@ -769,24 +770,24 @@ impl Engine {
             next_uid: task.start_uid,
             ..Default::default()
         };
-        let mut attempt = 0u32;
+        // `--retries` counts failures in a row: a message settled in between gives it back.
+        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.done);
         let mut failed_reason = None;
         loop {
             if pair.is_none() {
-                match self.reopen(attempt) {
+                if budget.attempt() > 0 && self.cancelled() {
+                    break;
+                }
+                match self.reopen(budget.attempt()) {
                     Ok(p) => *pair = Some(p),
-                    Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
-                        attempt += 1;
-                        continue;
-                    }
+                    Err(e) if e.err.is_recoverable() && budget.allows(prog.done) => continue,
                     Err(e) => return Err(e),
                 }
             }
             let Some(p) = pair.as_mut() else { continue };
             match self.copy_once(p, task, &mut prog) {
                 Ok(()) => break,
-                Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
-                    attempt += 1;
+                Err(e) if e.err.is_recoverable() && budget.allows(prog.done) => {
                     if let Some(old) = pair.take() {
                         old.src.abandon();
                         old.dst.abandon();
@@ -919,11 +920,7 @@ impl Engine {
     }
 
     fn reopen(&self, attempt: u32) -> SResult<Pair> {
-        if attempt > 0 {
-            // Exponential backoff: 0.5 s, 1 s, 2 s … capped at 30 s.
-            let ms = 500u64.saturating_mul(1 << (attempt - 1).min(6)).min(30_000);
-            std::thread::sleep(Duration::from_millis(ms));
-        }
+        self.pause(retry::backoff(attempt));
         let pair = self.open_pair(false)?;
         if attempt > 0 {
             for side in [Side::Source, Side::Destination] {
@@ -936,6 +933,18 @@ impl Engine {
             }
         }
         Ok(pair)
+    }
+
+    /// Sleeps for `d`, or less when Ctrl-C comes meanwhile.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.cancelled() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
     }
 
     fn note_reconnect(&self, side: Side, err: &ImapError) {
