@@ -770,8 +770,10 @@ impl Engine {
             next_uid: task.start_uid,
             ..Default::default()
         };
-        // `--retries` counts failures in a row: a message settled in between gives it back.
-        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.done);
+        // `--retries` counts failures in a row: progress in between gives it back. Progress is
+        // `next_uid`, which moves only when a batch is settled (`done` also counts messages
+        // skipped again after each reconnect).
+        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.next_uid.into());
         let mut failed_reason = None;
         loop {
             if pair.is_none() {
@@ -780,14 +782,16 @@ impl Engine {
                 }
                 match self.reopen(budget.attempt()) {
                     Ok(p) => *pair = Some(p),
-                    Err(e) if e.err.is_recoverable() && budget.allows(prog.done) => continue,
+                    Err(e) if e.err.is_recoverable() && budget.allows(prog.next_uid.into()) => {
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             }
             let Some(p) = pair.as_mut() else { continue };
             match self.copy_once(p, task, &mut prog) {
                 Ok(()) => break,
-                Err(e) if e.err.is_recoverable() && budget.allows(prog.done) => {
+                Err(e) if e.err.is_recoverable() && budget.allows(prog.next_uid.into()) => {
                     if let Some(old) = pair.take() {
                         old.src.abandon();
                         old.dst.abandon();

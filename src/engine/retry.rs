@@ -9,20 +9,21 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// No backoff is longer than this.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
-/// Counts consecutive failures that settled no message in between: a link that drops every
-/// few megabytes but carries messages between drops never spends the budget; one that carries
-/// nothing does.
+/// Counts consecutive failures with no progress in between: a link that drops every few
+/// megabytes but carries messages between drops never spends the budget; one that carries
+/// nothing does. Progress is a mark that only grows when messages are settled for good (the
+/// folder's next unsettled source UID), not a count that a re-run of the same window repeats.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     max: u32,
     /// Failures since the last progress.
     used: u32,
-    /// Messages settled when the budget was last reset.
+    /// The progress mark when the budget was last reset.
     settled: u64,
 }
 
 impl RetryBudget {
-    /// A budget of `max` failures in a row, starting with `settled` messages settled.
+    /// A budget of `max` failures in a row, starting at progress mark `settled`.
     pub(crate) fn new(max: u32, settled: u64) -> RetryBudget {
         RetryBudget {
             max,
@@ -31,8 +32,8 @@ impl RetryBudget {
         }
     }
 
-    /// A recoverable failure after `settled` messages in all: whether to try again. Messages
-    /// settled since the last failure give the whole budget back first.
+    /// A recoverable failure at progress mark `settled`: whether to try again. Progress since
+    /// the last failure gives the whole budget back first.
     pub(crate) fn allows(&mut self, settled: u64) -> bool {
         if settled > self.settled {
             self.settled = settled;
