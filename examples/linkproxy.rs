@@ -15,9 +15,11 @@
 //!   non-synchronizing literal `{n+}` of more than 4,096 bytes. A command whose start the server
 //!   already saw (after a synchronizing literal) cannot be taken back: the client gets the BAD and
 //!   the connection is closed.
-//! - `--cut-mb LO-HI` cuts a connection after every LO–HI MB (a new random amount each time,
-//!   `--seed`) relayed in one direction, counted over all connections, in both directions; a
-//!   connection that has relayed less than 16 KiB is not cut (the next one is).
+//! - `--cut-mb LO-HI` cuts every connection once it relayed LO–HI MB in one direction (a new
+//!   random amount per connection and direction, `--seed`), so a message smaller than LO can
+//!   always pass. With `--cut-link` the bytes are counted over all connections instead: the
+//!   link drops one connection after every LO–HI MB it carried, and a connection that has
+//!   relayed less than 16 KiB is not cut (the next one is).
 //!
 //! Plaintext IMAP only (`btsx --plaintext imap://…`, mbsync `SSLType None`); the rewriting and the
 //! checks need to read the protocol.
@@ -31,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: linkproxy --upstream HOST:PORT [--listen PORT] [--delay-ms MS] [--gmail] \
-                     [--cut-mb LO-HI] [--seed N]";
+                     [--cut-mb LO-HI [--cut-link]] [--seed N]";
 /// LITERAL- (RFC 7888): the largest non-synchronizing literal a client may send.
 const LITERAL_MINUS_MAX: u64 = 4096;
 /// A connection is not cut before it relayed this much (keeps cuts out of greetings and logins).
@@ -46,6 +48,8 @@ struct Opts {
     delay: Duration,
     gmail: bool,
     cut: Option<(u64, u64)>,
+    /// Count cut bytes over all connections rather than per connection.
+    cut_link: bool,
     seed: u64,
 }
 
@@ -56,6 +60,7 @@ fn parse_args() -> Result<Opts, String> {
     let mut delay = Duration::ZERO;
     let mut gmail = false;
     let mut cut = None;
+    let mut cut_link = false;
     let mut seed = 1;
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
@@ -89,6 +94,7 @@ fn parse_args() -> Result<Opts, String> {
                 }
                 cut = Some((lo, hi));
             }
+            "--cut-link" => cut_link = true,
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
@@ -101,6 +107,7 @@ fn parse_args() -> Result<Opts, String> {
         delay,
         gmail,
         cut,
+        cut_link,
         seed,
     })
 }
@@ -172,7 +179,7 @@ enum Dir {
 
 struct Shared {
     opts: Opts,
-    /// [to server, to client]
+    /// `--cut-link`: [to server, to client], over all connections.
     cuts: Option<[Mutex<CutClock>; 2]>,
     connections: AtomicUsize,
 }
@@ -214,10 +221,18 @@ fn main() -> ExitCode {
     println!("listening 127.0.0.1:{port}");
     let _ = std::io::stdout().flush();
     log(&format!(
-        "start: upstream {} delay {:?} each way, gmail {}, cuts {:?} bytes",
-        opts.upstream, opts.delay, opts.gmail, opts.cut
+        "start: upstream {} delay {:?} each way, gmail {}, cuts {:?} bytes{}",
+        opts.upstream,
+        opts.delay,
+        opts.gmail,
+        opts.cut,
+        if opts.cut_link {
+            " over all connections"
+        } else {
+            " per connection"
+        }
     ));
-    let cuts = opts.cut.map(|(lo, hi)| {
+    let cuts = opts.cut.filter(|_| opts.cut_link).map(|(lo, hi)| {
         [
             Mutex::new(CutClock::new(lo, hi, opts.seed)),
             Mutex::new(CutClock::new(lo, hi, opts.seed ^ 0x5555)),
@@ -318,10 +333,29 @@ fn read_chunk(from: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
     }
 }
 
+/// This connection's own cut schedule in one direction (none with `--cut-link`).
+fn own_clock(sh: &Shared, id: usize, dir: Dir) -> Option<CutClock> {
+    let (lo, hi) = sh.opts.cut.filter(|_| !sh.opts.cut_link)?;
+    let seed = sh.opts.seed ^ ((id as u64) << 8) ^ dir as u64;
+    Some(CutClock::new(lo, hi, seed))
+}
+
 /// How much of a chunk to relay before cutting, if the cut schedule says so.
-fn cut_point(sh: &Shared, dir: Dir, id: usize, conn_bytes: u64, len: usize) -> Option<usize> {
-    let clock = &sh.cuts.as_ref()?[dir as usize];
-    let at = clock.lock().ok()?.advance(conn_bytes, len)?;
+fn cut_point(
+    sh: &Shared,
+    own: &mut Option<CutClock>,
+    dir: Dir,
+    id: usize,
+    conn_bytes: u64,
+    len: usize,
+) -> Option<usize> {
+    let at = match own {
+        Some(clock) => clock.advance(conn_bytes, len)?,
+        None => sh.cuts.as_ref()?[dir as usize]
+            .lock()
+            .ok()?
+            .advance(conn_bytes, len)?,
+    };
     log(&format!(
         "conn {id}: cut {dir:?} after {} bytes of this connection",
         conn_bytes + at as u64
@@ -332,8 +366,9 @@ fn cut_point(sh: &Shared, dir: Dir, id: usize, conn_bytes: u64, len: usize) -> O
 fn server_reader(id: usize, mut from: TcpStream, to_client: &Mutex<ToClient>, sh: &Shared) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut conn_bytes = 0u64;
+    let mut clock = own_clock(sh, id, Dir::ToClient);
     while let Some(n) = read_chunk(&mut from, &mut buf) {
-        let cut = cut_point(sh, Dir::ToClient, id, conn_bytes, n);
+        let cut = cut_point(sh, &mut clock, Dir::ToClient, id, conn_bytes, n);
         let chunk = &buf[..cut.unwrap_or(n)];
         conn_bytes += n as u64;
         let Ok(mut tc) = to_client.lock() else { break };
@@ -366,8 +401,9 @@ fn client_reader(
     let mut buf = vec![0u8; 64 * 1024];
     let mut conn_bytes = 0u64;
     let mut cmds = Commands::default();
+    let mut clock = own_clock(sh, id, Dir::ToServer);
     while let Some(n) = read_chunk(&mut from, &mut buf) {
-        let cut = cut_point(sh, Dir::ToServer, id, conn_bytes, n);
+        let cut = cut_point(sh, &mut clock, Dir::ToServer, id, conn_bytes, n);
         let chunk = &buf[..cut.unwrap_or(n)];
         conn_bytes += n as u64;
         let due = Instant::now() + sh.opts.delay;

@@ -19,12 +19,15 @@
 #                     o365   delay D on both sides, capabilities untouched
 #                            (LITERAL+ kept, as Office 365 offers)
 #                     cuts   no delay; every connection on both sides is cut
-#                            after each LO-HI MB in either direction (--cuts);
-#                            one btsx run (--jobs 4) per cut range and run;
-#                            counts what is missing afterwards
+#                            once it relayed LO-HI MB in either direction
+#                            (--cuts; a new random amount per connection);
+#                            one btsx run (--jobs 4) per cut range and run,
+#                            ended with Ctrl-C after --cut-timeout; counts
+#                            what is missing afterwards
 #                   (default "gmail cuts")
 #   --cuts L        cut ranges in MB (default "6-12 1-3")
 #   --cut-runs R    runs per cut range (default 1)
+#   --cut-timeout S a cut run still going after S seconds gets SIGINT (default 600)
 #   --workdir DIR   where servers, mail and logs go (default a new
 #                   ${TMPDIR:-/tmp}/btsx-wan.XXXXXX, kept afterwards)
 #   --no-build      use target/release/btsx and target/release/examples/linkproxy as they are
@@ -43,7 +46,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIB=$ROOT/bench/benchlib.py
 
 MESSAGES=5000 RUNS=3 SEED=1 DELAY=20 JOBS_LIST="4 8" SCENARIOS="gmail cuts" CUTS="6-12 1-3"
-CUT_RUNS=1 WORK="" BUILD=1 MBSYNC=1 BTSX_BIN=""
+CUT_RUNS=1 CUT_TIMEOUT=600 WORK="" BUILD=1 MBSYNC=1 BTSX_BIN=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --messages) MESSAGES=${2:?}; shift 2 ;;
@@ -54,11 +57,12 @@ while [[ $# -gt 0 ]]; do
     --scenarios) SCENARIOS=${2:?}; shift 2 ;;
     --cuts) CUTS=${2:?}; shift 2 ;;
     --cut-runs) CUT_RUNS=${2:?}; shift 2 ;;
+    --cut-timeout) CUT_TIMEOUT=${2:?}; shift 2 ;;
     --workdir) WORK=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --btsx) BTSX_BIN=${2:?}; shift 2 ;;
     --no-mbsync) MBSYNC=0; shift ;;
-    -h | --help) sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-wan.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -197,10 +201,12 @@ verify_user() { # TOOL USER NAME [--skip F]... : sets VRC
     set -e
 }
 
-btsx_run() { # SCENARIO RUN USER JOBS SRC_PORT DST_PORT
+btsx_run() { # SCENARIO RUN USER JOBS SRC_PORT DST_PORT [TIMEOUT]
     local scen=$1 run=$2 user=$3 jobs=$4 sp=$5 dp=$6 name="btsx-$1-$2"
+    local -a limit=()
+    [[ -z ${7:-} ]] || limit=(timeout -s INT -k 60 "$7")
     log "btsx $scen run $run -> $user --jobs $jobs"
-    run_timed "$name" env BTSX_SRC_PASSWORD="$SRC_PW" BTSX_DST_PASSWORD="$DST_PW" \
+    run_timed "$name" "${limit[@]}" env BTSX_SRC_PASSWORD="$SRC_PW" BTSX_DST_PASSWORD="$DST_PW" \
         XDG_STATE_HOME="$WORK/xdg-state" \
         "$BTSX" migrate "imap://alice@127.0.0.1:$sp" "imap://$user@127.0.0.1:$dp" \
         --plaintext --state "$WORK/state-$user.json" --json --jobs "$jobs"
@@ -294,7 +300,7 @@ if has cuts; then
             SP=$PORT
             start_proxy "cut$c-$i-dst" "$DST_IMAP_PORT" --cut-mb "$c" --seed "$((i + 100))"
             DP=$PORT
-            btsx_run "cuts$c" "$i" "cut$c-$i" 4 "$SP" "$DP"
+            btsx_run "cuts$c" "$i" "cut$c-$i" 4 "$SP" "$DP" "$CUT_TIMEOUT"
             stop_proxies
             cuts=$(cat "$WORK/proxy-cut$c-$i-src.log" "$WORK/proxy-cut$c-$i-dst.log" | grep -c ' cut ' || true)
             python3 - "$WORK/btsx-cuts$c-$i.verify.json" "$WORK/btsx-cuts$c-$i.out" "$c" "$cuts" "$RC" \
