@@ -123,6 +123,7 @@ trap 'exit 130' INT TERM
 start_proxy() {
     local name=$1 up=$2
     shift 2
+    : >"$WORK/proxy-$name.port" # exists before the proxy opens it (read below at once)
     "$WORK/linkproxy" --upstream "127.0.0.1:$up" "$@" >"$WORK/proxy-$name.port" 2>"$WORK/proxy-$name.log" &
     PROXY_PIDS+=($!)
     local i
