@@ -46,7 +46,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l src-ca-file -d 'Tr
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l dst-ca-file -d 'Trust this CA certificate (PEM) for the destination' -r -F
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l timeout -d 'Connect and I/O timeout, e.g. 30s, 2m' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s j -l jobs -d 'Worker threads, each with its own source+destination connection pair' -r
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l retries -d 'Reconnect attempts per folder after a dropped connection or timeout' -r
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l retries -d 'Reconnect attempts per folder after a dropped connection or timeout, counted in a row: a message copied in between gives them all back' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l include -d 'Only folders matching PATTERN (glob on decoded names; `re:` for a regex). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l exclude -d 'Leave out folders matching PATTERN (glob, or `re:` regex). Repeatable' -r
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folder-map -d 'Rename a folder (and its subfolders) on the destination: OLD=NEW (OLD as the source or the destination names it; NEW with the destination\'s separator). Repeatable' -r
@@ -110,7 +110,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand batch" -l state-dir -d 'One st
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shard -d 'Take a stable share of the rows: K/N, K counting from 1 (e.g. 2/3)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shard-from-env -d 'Read the shard index from this environment variable, counting from 0 (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID); needs --shards' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l shards -d 'Number of shards, with --shard-from-env' -r
-complete -c btsx -n "__fish_btsx_using_subcommand batch" -l retries -d 'Reconnect attempts per folder' -r
+complete -c btsx -n "__fish_btsx_using_subcommand batch" -l retries -d 'Reconnect attempts per folder, counted in a row (a message copied in between gives them back)' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l max-size -d 'Skip messages larger than this' -r
 complete -c btsx -n "__fish_btsx_using_subcommand batch" -l all-mail -d 'A source\'s All Mail (special use \\All, as on Gmail), as for migrate' -r -f -a "archived-only\t'Copy only the messages that are in no other copied folder (archived ones); views (`\\Flagged`, `\\Important`) are not copied as folders'
 copy\t'Copy `\\All` and the views as ordinary folders'

@@ -596,7 +596,7 @@ fn migrate(mut args: MigrateArgs, given: Given) -> i32 {
             args.max_messages_per_second,
             args.max_bytes_per_second.map(|b| b.as_u64() as f64),
         )
-        .map(Arc::new),
+        .map(|t| Arc::new(t.with_cancel(cancel.clone()))),
         delete_source: args.delete_source,
         verbose: args.verbose,
         all_mail: job.all_mail,

@@ -185,7 +185,8 @@ pub struct MigrateArgs {
     /// Worker threads, each with its own source+destination connection pair.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// Reconnect attempts per folder after a dropped connection or timeout.
+    /// Reconnect attempts per folder after a dropped connection or timeout, counted in a row:
+    /// a message copied in between gives them all back.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
     #[command(flatten)]
@@ -314,7 +315,8 @@ pub struct BatchArgs {
     /// Refuse to start when a row is malformed (default: report it and run the rest).
     #[arg(long)]
     pub strict: bool,
-    /// Reconnect attempts per folder.
+    /// Reconnect attempts per folder, counted in a row (a message copied in between gives them
+    /// back).
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
     /// Skip messages larger than this.

@@ -1,7 +1,8 @@
 //! `--max-messages-per-second` / `--max-bytes-per-second`: one pace shared by all workers,
 //! for providers that limit IMAP traffic.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -10,6 +11,8 @@ pub struct Throttle {
     bytes_per_sec: Option<f64>,
     /// The earliest instant the next message may go.
     next: Mutex<Option<Instant>>,
+    /// Set by Ctrl-C: a wait ends early.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Throttle {
@@ -23,7 +26,20 @@ impl Throttle {
             messages_per_sec: m,
             bytes_per_sec: b,
             next: Mutex::new(None),
+            cancel: None,
         })
+    }
+
+    /// Waits end as soon as `cancel` is set (Ctrl-C), so a slow pace never delays stopping.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Throttle {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// Wait until one message of `bytes` may be sent. Each message books the slot its cost
@@ -41,9 +57,13 @@ impl Throttle {
             *next = Some(start + cost);
             start
         };
-        let now = Instant::now();
-        if wait_until > now {
-            std::thread::sleep(wait_until - now);
+        // In slices, to notice Ctrl-C.
+        while !self.cancelled() {
+            let left = wait_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
         }
     }
 
@@ -70,5 +90,17 @@ mod tests {
         let e = start.elapsed();
         assert!(e >= Duration::from_millis(195), "{e:?}");
         assert!(Throttle::new(None, Some(0.0)).is_none());
+    }
+
+    #[test]
+    fn a_cancelled_wait_ends_at_once() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        // One message per 1000 s: the second would wait that long.
+        let t = Throttle::new(Some(0.001), None)
+            .expect("throttle")
+            .with_cancel(cancel.clone());
+        t.acquire(1);
+        cancel.store(true, Ordering::SeqCst);
+        t.acquire(1);
     }
 }

@@ -535,3 +535,55 @@ fn cut_during_the_folder_scan_is_retried() {
     assert_reconnect_events(&ev, &ctx);
     assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
 }
+
+/// Issue 12: `--retries` counts failures in a row without progress. A link that drops the
+/// APPEND stream every ~300 KB, far more often than `--retries 2` would allow per folder, but
+/// carries whole batches between drops, copies the folder in one run.
+#[test]
+fn a_link_that_drops_often_but_carries_messages_between_drops_completes() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    // One folder (INBOX) of 120 messages of 2–40 KB, about 2 MB.
+    src.generate(
+        USER,
+        &["--seed", "17", "--messages", "120", "--profile", "flat"],
+    );
+    let src_digest = src.digest(USER);
+    let pdst = Proxy::start(
+        dst.imaps_port,
+        Some(Rule::cut_every(Dir::ClientToServer, 300 * 1024, 40)),
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    // 40 messages/s makes batches of 10 messages (~170 KB), so every window between two cuts
+    // holds at least one whole batch.
+    let out = migrate(
+        &Side::direct(&src),
+        &Side::via(&dst, &pdst),
+        state.path(),
+        &[
+            "--jobs",
+            "1",
+            "--retries",
+            "2",
+            "--max-messages-per-second",
+            "40",
+            "--timeout",
+            "20s",
+        ],
+    );
+    let ev = json_lines(&out);
+    let ctx = context(&out, &[&pdst]);
+    assert!(
+        pdst.faults() > 3,
+        "the link was cut more often than --retries 2 allows in a row\n{ctx}"
+    );
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(
+        summary(&ev)["messages_total"].as_u64(),
+        Some(total_messages(&src_digest) as u64),
+        "{ctx}"
+    );
+    assert_reconnect_events(&ev, &ctx);
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+    state_is_complete(state.path());
+}

@@ -14,6 +14,7 @@ mod flags;
 mod guard;
 mod late;
 mod ledger;
+mod retry;
 mod scan;
 mod views;
 pub use views::AllMail;
@@ -842,14 +843,22 @@ impl Engine {
             ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
             ..Default::default()
         };
-        let mut attempt = 0u32;
+        // `--retries` counts failures in a row: progress in between gives it back. Progress is
+        // `next_uid`, which moves only when a batch is settled (`done` also counts messages
+        // skipped again after each reconnect).
+        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.ledger.next_uid().into());
         let mut failed_reason = None;
         loop {
             if pair.is_none() {
-                match self.reopen(attempt) {
+                if budget.attempt() > 0 && self.cancelled() {
+                    break;
+                }
+                match self.reopen(budget.attempt()) {
                     Ok(p) => *pair = Some(p),
-                    Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
-                        attempt += 1;
+                    Err(e)
+                        if e.err.is_recoverable()
+                            && budget.allows(prog.ledger.next_uid().into()) =>
+                    {
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -862,9 +871,8 @@ impl Engine {
                 Err(e)
                     if e.err.disposition(e.side, crate::imap::Phase::Append)
                         == crate::imap::Disposition::CreateAndRetry
-                        && attempt < self.opts.retries =>
+                        && budget.allows(prog.ledger.next_uid().into()) =>
                 {
-                    attempt += 1;
                     if let Err(ce) = p.dst.create(&task.map.dest_wire) {
                         failed_reason = Some((
                             Side::Destination,
@@ -873,8 +881,9 @@ impl Engine {
                         break;
                     }
                 }
-                Err(e) if e.err.is_recoverable() && attempt < self.opts.retries => {
-                    attempt += 1;
+                Err(e)
+                    if e.err.is_recoverable() && budget.allows(prog.ledger.next_uid().into()) =>
+                {
                     if let Some(old) = pair.take() {
                         old.src.abandon();
                         old.dst.abandon();
@@ -1006,11 +1015,7 @@ impl Engine {
     }
 
     fn reopen(&self, attempt: u32) -> SResult<Pair> {
-        if attempt > 0 {
-            // Exponential backoff: 0.5 s, 1 s, 2 s … capped at 30 s.
-            let ms = 500u64.saturating_mul(1 << (attempt - 1).min(6)).min(30_000);
-            std::thread::sleep(Duration::from_millis(ms));
-        }
+        self.pause(retry::backoff(attempt));
         let pair = self.open_pair(false)?;
         if attempt > 0 {
             for side in [Side::Source, Side::Destination] {
@@ -1023,6 +1028,18 @@ impl Engine {
             }
         }
         Ok(pair)
+    }
+
+    /// Sleeps for `d`, or less when Ctrl-C comes meanwhile.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.cancelled() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
     }
 
     fn note_reconnect(&self, side: Side, err: &ImapError) {
