@@ -4,8 +4,9 @@
 
 use super::{Engine, Pair, SResult, SideErr};
 use crate::event::Side;
-use crate::exit;
-use crate::imap::{ImapError, Kind};
+#[cfg(test)]
+use crate::imap::Kind;
+use crate::imap::{self, ImapError, Phase};
 
 /// The kind of command that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,23 +33,25 @@ pub(crate) enum Disposition {
     EndJob(i32),
 }
 
-/// The one table (account-wide commands such as LIST are not in it: without them nothing
-/// can go on). A NO or BAD is about the folder it was for; only the destination being
-/// over quota, a refused login or an unusable endpoint ends the job.
+/// The engine's view of the one table, [`ImapError::disposition`] (side, phase, response
+/// code): what a folder's step does about an error. Account-wide commands such as LIST are
+/// not in it: without them nothing can go on.
 pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
-    match err.kind {
-        Kind::Timeout | Kind::Dropped | Kind::Protocol => Disposition::Retry,
-        Kind::Usage => Disposition::EndJob(exit::USAGE),
-        Kind::Auth => Disposition::EndJob(exit::AUTH),
-        Kind::Resolve | Kind::Connect | Kind::Tls | Kind::Certificate => {
-            Disposition::EndJob(exit::CONNECTION)
-        }
-        // The IMAP layer calls any NO mentioning "quota" over quota (a folder named
-        // "Quotations" too): only the destination, while storing, can really be over quota.
-        Kind::OverQuota if side == Side::Destination && matches!(op, Op::Create | Op::Copy) => {
-            Disposition::EndJob(exit::DESTINATION)
-        }
-        Kind::OverQuota | Kind::No | Kind::Bad => Disposition::FailFolder,
+    let phase = match (op, side) {
+        (Op::Open, _) => Phase::Open,
+        (Op::Create, _) => Phase::Create,
+        (Op::Copy, Side::Source) => Phase::Fetch,
+        (Op::Copy, Side::Destination) => Phase::Append,
+    };
+    match err.disposition(side, phase) {
+        imap::Disposition::Retry => Disposition::Retry,
+        imap::Disposition::EndJob(code) => Disposition::EndJob(code),
+        // A step of one folder: what fails a message, a vanished folder or one to create
+        // again is decided by the copy itself; here the folder's step fails alone.
+        imap::Disposition::FailFolder
+        | imap::Disposition::FailMessage
+        | imap::Disposition::FolderGone
+        | imap::Disposition::CreateAndRetry => Disposition::FailFolder,
     }
 }
 
@@ -91,19 +94,16 @@ impl Engine {
     }
 }
 
-/// The server says the trouble is its own ([SERVERBUG], [UNAVAILABLE], [LIMIT]), not that
-/// the folder is not a mailbox. The code is still read from the text until the IMAP layer
-/// hands over response codes.
+/// The server says the trouble is its own ([SERVERBUG], [UNAVAILABLE], [LIMIT] …), not that
+/// the folder is not a mailbox.
 pub(crate) fn server_trouble(err: &ImapError) -> bool {
-    let text = err.message.to_ascii_uppercase();
-    ["[SERVERBUG]", "[UNAVAILABLE]", "[LIMIT]"]
-        .iter()
-        .any(|c| text.contains(c))
+    err.code.as_ref().is_some_and(imap::is_transient)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit;
 
     fn e(kind: Kind, text: &str) -> ImapError {
         ImapError::new(kind, text)
@@ -116,8 +116,9 @@ mod tests {
             disposition(&q, Side::Destination, Op::Copy),
             Disposition::EndJob(exit::DESTINATION)
         );
-        // "Quotations" vanished from the source: that folder only.
-        let gone = e(Kind::OverQuota, "Mailbox doesn't exist: Quotations");
+        // "Quotations" vanished: that folder only (the IMAP layer says over quota only for an
+        // APPEND answer with [OVERQUOTA] or a code-less quota text).
+        let gone = e(Kind::No, "Mailbox doesn't exist: Quotations");
         assert_eq!(
             disposition(&gone, Side::Source, Op::Open),
             Disposition::FailFolder
@@ -130,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_no_fails_one_folder_and_drops_are_retried() {
-        let no = e(Kind::No, "[SERVERBUG] Internal error occurred.");
+        let no = e(Kind::No, "Mailbox is broken");
         for op in [Op::Open, Op::Create, Op::Copy] {
             for side in [Side::Source, Side::Destination] {
                 assert_eq!(disposition(&no, side, op), Disposition::FailFolder);

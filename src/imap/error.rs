@@ -161,7 +161,7 @@ pub fn truncate(s: &str, n: usize) -> String {
 }
 
 /// RFC 5530 codes that say "not now": back off and try again.
-fn is_transient(c: &Code) -> bool {
+pub(crate) fn is_transient(c: &Code) -> bool {
     matches!(
         c,
         Code::Unavailable | Code::ServerBug | Code::Limit | Code::Throttled | Code::InUse

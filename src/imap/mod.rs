@@ -21,6 +21,7 @@ pub mod session;
 pub mod wire;
 
 pub use append::{AppendItem, AppendOutcome, Pending};
+pub(crate) use error::is_transient;
 pub use error::{Disposition, ImapError, Kind, Phase};
 pub use name::MailboxName;
 pub use ops::{
