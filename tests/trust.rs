@@ -107,7 +107,7 @@ fn the_same_account_under_two_names_is_never_deleted_into_itself() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert!(msg.contains("same account"), "{msg}");
+    assert!(msg.contains("same mailbox"), "{msg}");
 
     // Two names of one account with --delete-source: the probe folder shows up on the
     // source, so nothing is copied or deleted.
