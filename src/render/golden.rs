@@ -147,6 +147,20 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         messages: 100,
         bytes: 1024 * 1024,
     });
+    e(Event::Views {
+        views: vec!["[Gmail]/Starred".into(), "[Gmail]/Important".into()],
+        all_mail: Some("[Gmail]/All Mail".into()),
+        all_mail_destination: Some("Archive".into()),
+        archived_messages: Some(12),
+        archived_bytes: Some(345_678),
+        destination_views: vec![],
+        not_copied: vec![],
+    });
+    e(Event::FlagsSynced {
+        folder: "INBOX".into(),
+        destination: "INBOX".into(),
+        updated: 3,
+    });
     e(Event::Phase {
         phase: Phase::CreatingFolders,
     });
