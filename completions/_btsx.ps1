@@ -64,7 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'btsx' -ScriptBlock {
             [CompletionResult]::new('--plaintext', '--plaintext', [CompletionResultType]::ParameterName, 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Connect, scan and plan; change nothing on either server')
             [CompletionResult]::new('--folders-only', '--folders-only', [CompletionResultType]::ParameterName, 'Create the folder tree; copy no messages')
-            [CompletionResult]::new('--delete-source', '--delete-source', [CompletionResultType]::ParameterName, 'After each folder, delete from the source the messages the destination confirmed')
+            [CompletionResult]::new('--delete-source', '--delete-source', [CompletionResultType]::ParameterName, 'After each folder, delete from the source the messages whose copy on the destination was read back and proven the same (content hash and arrival date); the others stay and are reported (exit 1). The proof costs one download of what is deleted')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask before --delete-source (needed when stdin is not a terminal)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail: protocol-level steps (never secrets)')

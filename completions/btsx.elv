@@ -60,7 +60,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --plaintext 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
             cand --dry-run 'Connect, scan and plan; change nothing on either server'
             cand --folders-only 'Create the folder tree; copy no messages'
-            cand --delete-source 'After each folder, delete from the source the messages the destination confirmed'
+            cand --delete-source 'After each folder, delete from the source the messages whose copy on the destination was read back and proven the same (content hash and arrival date); the others stay and are reported (exit 1). The proof costs one download of what is deleted'
             cand --yes 'Do not ask before --delete-source (needed when stdin is not a terminal)'
             cand -v 'More detail: protocol-level steps (never secrets)'
             cand --verbose 'More detail: protocol-level steps (never secrets)'

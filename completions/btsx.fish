@@ -63,7 +63,7 @@ complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l insecure -d 'Do no
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l plaintext -d 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l dry-run -d 'Connect, scan and plan; change nothing on either server'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l folders-only -d 'Create the folder tree; copy no messages'
-complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l delete-source -d 'After each folder, delete from the source the messages the destination confirmed'
+complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l delete-source -d 'After each folder, delete from the source the messages whose copy on the destination was read back and proven the same (content hash and arrival date); the others stay and are reported (exit 1). The proof costs one download of what is deleted'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l yes -d 'Do not ask before --delete-source (needed when stdin is not a terminal)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -s v -l verbose -d 'More detail: protocol-level steps (never secrets)'
 complete -c btsx -n "__fish_btsx_using_subcommand migrate" -l json -d 'JSON lines on stdout instead of the human display (schema: docs/events.md)'

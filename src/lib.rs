@@ -6,6 +6,7 @@
 pub mod app;
 pub mod batch;
 pub mod cli;
+pub mod digest;
 pub mod endpoint;
 pub mod engine;
 pub mod event;

@@ -136,7 +136,7 @@ impl Engine {
             heads.sort_by_key(|h| h.uid);
             for h in heads.iter().filter(|h| wanted.contains(&h.uid)) {
                 source += 1;
-                if idx.take(&index::key(&h.headers, h.size)) {
+                if idx.take(&index::identity(&h.headers, h.size)) {
                     in_both += 1;
                 } else {
                     missing_count += 1;

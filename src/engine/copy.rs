@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::digest::ContentHash;
 
 impl Engine {
     /// One attempt at a folder, from `prog.next_uid` on. The folder is walked in windows of
@@ -95,6 +96,7 @@ impl Engine {
                 .settle(dst, task, prog, p, sent)
                 .on(Side::Destination)?;
             self.retry_without_keywords(src, dst, task, prog, again)?;
+            self.sample_check(dst, task, prog)?;
         }
         if !self.cancelled() {
             if let Some(last) = last_uid {
@@ -122,7 +124,7 @@ impl Engine {
         prog: &mut FolderProgress,
         dinfo: &FolderInfo,
         metas: &[MessageMeta],
-        present: &HashMap<u32, Option<String>>,
+        present: &HashMap<u32, Present>,
         inflight: &mut Option<(Pending, Vec<Sent>)>,
     ) -> SResult<()> {
         let limit = match (self.opts.max_size, dst.caps.append_limit) {
@@ -149,9 +151,18 @@ impl Engine {
                     break;
                 }
                 i += 1;
-                if let Some(id) = present.get(&m.uid) {
+                if let Some((id, dst_uid)) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
-                    prog.confirmed.push(m.uid);
+                    self.claim(
+                        prog,
+                        proof::Claim {
+                            src_uid: m.uid,
+                            dst_uid: *dst_uid,
+                            hash: None,
+                            date: m.internal_date,
+                            message_id: id.clone(),
+                        },
+                    );
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
@@ -179,6 +190,7 @@ impl Engine {
                     .settle(dst, task, prog, p, sent)
                     .on(Side::Destination)?;
                 self.retry_without_keywords(src, dst, task, prog, again)?;
+                self.sample_check(dst, task, prog)?;
             }
             // Only what we asked for (a server may add unsolicited FETCH responses).
             let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
@@ -201,6 +213,9 @@ impl Engine {
                         uid: m.uid,
                         size: body.len() as u64,
                         message_id: index::message_id(body),
+                        // Hashed here, as the bytes pass through, for the proof.
+                        hash: (self.opts.delete_source || !prog.sampled)
+                            .then(|| ContentHash::of(body)),
                         system_flags: system,
                         keywords,
                         date: m.internal_date,
@@ -319,7 +334,16 @@ impl Engine {
     }
 
     fn stored(&self, prog: &mut FolderProgress, s: &Sent, new_uid: Option<u32>) {
-        prog.confirmed.push(s.uid);
+        self.claim(
+            prog,
+            proof::Claim {
+                src_uid: s.uid,
+                dst_uid: new_uid,
+                hash: s.hash,
+                date: s.date,
+                message_id: s.message_id.clone(),
+            },
+        );
         // Without UIDPLUS we cannot tell what UIDNEXT became: forget it, so the next run
         // indexes the folder rather than trusting a stale value.
         prog.dest_uid_next = match (new_uid, prog.dest_uid_next) {
@@ -526,7 +550,7 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
-                idx.add(index::key(&h.headers, h.size));
+                idx.add_at(index::identity(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
         }
@@ -539,15 +563,15 @@ impl Engine {
         src: &mut Session,
         metas: &[MessageMeta],
         idx: &mut Index,
-    ) -> Result<HashMap<u32, Option<String>>, ImapError> {
+    ) -> Result<HashMap<u32, Present>, ImapError> {
         let mut present = HashMap::new();
         for chunk in metas.chunks(2000) {
             let uids = uid_set(chunk.iter().map(|m| m.uid));
             let mut heads = src.fetch_headers(&uids)?;
             heads.sort_by_key(|h| h.uid);
             for h in heads {
-                if idx.take(&index::key(&h.headers, h.size)) {
-                    present.insert(h.uid, index::message_id(&h.headers));
+                if let Some(dst_uid) = idx.take_uid(&index::identity(&h.headers, h.size)) {
+                    present.insert(h.uid, (index::message_id(&h.headers), dst_uid));
                 }
             }
         }
@@ -557,6 +581,9 @@ impl Engine {
 
 /// Source UIDs per window: the metadata of this many messages is held at once.
 pub(crate) const WINDOW: usize = 1000;
+
+/// A source message the destination already holds: its Message-ID and the UID of the copy.
+type Present = (Option<String>, Option<u32>);
 
 /// A message to send again on its own.
 struct Retry {
@@ -571,6 +598,8 @@ struct Sent {
     uid: u32,
     size: u64,
     message_id: Option<String>,
+    /// The content hash of what was sent (for the proof), when one is wanted.
+    hash: Option<ContentHash>,
     /// Keywords sent with it; when the destination refuses the message they are dropped
     /// for one more try (with the system flags and the date alone).
     keywords: Vec<String>,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod copy;
 pub(crate) use copy::WINDOW;
+mod proof;
 mod scan;
 
 use crate::endpoint::Endpoint;
@@ -147,8 +148,14 @@ struct FolderProgress {
     uid_validity: Option<u32>,
     dest_uid_validity: Option<u32>,
     dest_uid_next: Option<u32>,
-    /// Source UIDs the destination is known to hold (for --delete-source).
+    /// Source UIDs the destination is known to hold and proven the same (for --delete-source).
     confirmed: Vec<u32>,
+    /// Copies to read back and compare: every one with --delete-source, a sample without.
+    claims: Vec<proof::Claim>,
+    /// The early sample of this folder was taken (see [`proof`]).
+    sampled: bool,
+    /// Kept on the source: the destination's copy differs.
+    altered: u64,
     /// Retried UIDs settled in this run (not to be sent again after a reconnect).
     retried: HashSet<u32>,
     deleted_on_source: u64,
@@ -386,6 +393,7 @@ impl Engine {
             messages_skipped: sum(|r| r.skipped),
             messages_failed: sum(|r| r.failed),
             messages_deleted_on_source: sum(|r| r.deleted_on_source),
+            messages_altered: sum(|r| r.altered),
             bytes_copied: sum(|r| r.bytes),
             duration_ms: elapsed.as_millis() as u64,
             messages_per_minute: sum(|r| r.copied) as f64 * 60.0 / secs,
@@ -484,6 +492,7 @@ impl Engine {
                     failed: 0,
                     bytes: t.bytes,
                     deleted_on_source: 0,
+                    altered: 0,
                 });
             }
             return Ok((Vec::new(), reports));
@@ -546,6 +555,7 @@ impl Engine {
                         failed: t.messages,
                         bytes: 0,
                         deleted_on_source: 0,
+                        altered: 0,
                     };
                     self.emit(folder_finished(&rep, 0, Some(reason)));
                     reports.push(rep);
@@ -649,6 +659,7 @@ impl Engine {
                     failed: 0,
                     bytes: 0,
                     deleted_on_source: 0,
+                    altered: 0,
                 },
                 Vec::new(),
             ));
@@ -708,6 +719,7 @@ impl Engine {
                 failed: 0,
                 bytes: 0,
                 deleted_on_source: 0,
+                altered: 0,
             };
             self.emit(folder_finished(&rep, 0, None));
             return Ok((rep, Vec::new()));
@@ -775,13 +787,14 @@ impl Engine {
             && !self.cancelled()
             && let Some(p) = pair.as_mut()
         {
+            self.prove_claims(p, task, &mut prog);
             self.delete_confirmed(&mut p.src, task, &mut prog);
         }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
         } else if self.cancelled() && prog.done < task.messages {
             FolderStatus::Interrupted
-        } else if prog.failed > 0 {
+        } else if prog.failed > 0 || prog.altered > 0 {
             FolderStatus::Partial
         } else {
             FolderStatus::Complete
@@ -803,6 +816,7 @@ impl Engine {
             failed: prog.failed,
             bytes: prog.bytes,
             deleted_on_source: prog.deleted_on_source,
+            altered: prog.altered,
         };
         self.emit(folder_finished(
             &rep,
@@ -919,6 +933,7 @@ fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>)
         failed: rep.failed,
         bytes: rep.bytes,
         deleted_on_source: rep.deleted_on_source,
+        altered: rep.altered,
         duration_ms,
         reason,
     }

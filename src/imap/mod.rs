@@ -6,7 +6,7 @@ pub mod wire;
 
 pub use error::{ImapError, Kind};
 pub use session::{
-    AppendItem, AppendOutcome, Auth, Bodies, Caps, Credentials, DeleteOutcome, FolderInfo,
-    ListedFolder, MessageHeaders, MessageMeta, Pending, Session,
+    AppendItem, AppendOutcome, Auth, Bodies, Caps, Credentials, DeleteOutcome, FetchedHash,
+    FolderInfo, ListedFolder, MessageHeaders, MessageMeta, Pending, Session,
 };
 pub use wire::{Timeouts, TlsOptions};

@@ -139,6 +139,14 @@ pub enum AppendOutcome {
     BatchRefused(String),
 }
 
+/// One message read back by [`Session::fetch_hashes`].
+#[derive(Debug, Clone)]
+pub struct FetchedHash {
+    pub uid: u32,
+    pub internal_date: Option<DateTime<FixedOffset>>,
+    pub hash: crate::digest::ContentHash,
+}
+
 /// What `delete_messages` could do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
@@ -155,6 +163,9 @@ pub struct Pending {
     done: HashMap<String, AppendOutcome>,
     /// One MULTIAPPEND covering this many messages (under `tags[0]`).
     multi: Option<usize>,
+    /// The APPENDUID set of each answered tag, in order (a MULTIAPPEND's gives each message
+    /// its own UID).
+    uid_sets: HashMap<String, Vec<u32>>,
 }
 
 impl Pending {
@@ -680,6 +691,7 @@ impl Session {
             tags: Vec::with_capacity(items.len()),
             done: HashMap::new(),
             multi: None,
+            uid_sets: HashMap::new(),
         };
         let mbox = astring(mailbox);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -750,6 +762,7 @@ impl Session {
             tags: vec![tag],
             done: HashMap::new(),
             multi: Some(items.len()),
+            uid_sets: HashMap::new(),
         })
     }
 
@@ -765,6 +778,15 @@ impl Session {
                 Some(o) => o,
                 None => AppendOutcome::BatchRefused("no answer".into()),
             };
+            // RFC 4315: the UID set lists the new UIDs in the order the messages were sent.
+            if let (AppendOutcome::Stored(_), Some(set)) = (&outcome, pending.uid_sets.get(&tag))
+                && set.len() == n
+            {
+                return Ok(set
+                    .iter()
+                    .map(|u| AppendOutcome::Stored(Some(*u)))
+                    .collect());
+            }
             return Ok(vec![outcome; n]);
         }
         let wanted: Vec<String> = pending.tags.clone();
@@ -862,6 +884,9 @@ impl Session {
         }
         let (status, info) = rest.split_once(' ').unwrap_or((rest, ""));
         let outcome = if status.eq_ignore_ascii_case("OK") {
+            pending
+                .uid_sets
+                .insert(tag.to_string(), parse_appenduid_set(info));
             AppendOutcome::Stored(parse_appenduid(info))
         } else if info.to_ascii_uppercase().contains("OVERQUOTA")
             || info.to_ascii_lowercase().contains("quota exceeded")
@@ -879,6 +904,69 @@ impl Session {
         };
         pending.done.insert(tag.to_string(), outcome);
         Ok(false)
+    }
+
+    // --- proof (issue 15): reading copies back, on the raw path ---
+
+    /// The INTERNALDATE and content hash of each message in `uids` (UID FETCH), hashed as
+    /// its literal streams in: memory stays at one read chunk whatever the sizes. Messages
+    /// the server does not return are absent from the answer.
+    ///
+    /// BODY.PEEK[], as the copy reads the source: BINARY.PEEK[] is not the stored bytes
+    /// (Dovecot decodes every part's Content-Transfer-Encoding in it), so it cannot be
+    /// compared with what was sent.
+    pub fn fetch_hashes(&mut self, uids: &str) -> Result<Vec<FetchedHash>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tag = self.tag();
+        self.write(
+            format!("{tag} UID FETCH {uids} (UID INTERNALDATE BODY.PEEK[])\r\n").as_bytes(),
+        )?;
+        self.wire
+            .flush()
+            .map_err(|e| ImapError::io(e, &self.addr))?;
+        let io = |e| ImapError::io(e, &self.addr);
+        let mut out = Vec::new();
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        loop {
+            let mut line = Vec::new();
+            self.wire.read_line(&mut line).map_err(io)?;
+            if let Some(done) = self.completion(&line, &tag) {
+                return done.map(|()| out);
+            }
+            // The text around the literals, to find UID and INTERNALDATE wherever they are.
+            let mut text = Vec::new();
+            let mut hash = None;
+            while let Some(n) = trailing_literal(&line) {
+                let message = line_ends_with_body_literal(&line);
+                text.extend_from_slice(&line);
+                let mut h = crate::digest::Hasher::default();
+                let mut left = n;
+                while left > 0 {
+                    let take = left.min(64 * 1024);
+                    chunk.clear();
+                    self.wire.read_exact_into(&mut chunk, take).map_err(io)?;
+                    if message {
+                        h.update(&chunk);
+                    }
+                    left -= take;
+                }
+                if message {
+                    hash = Some(h.finish());
+                }
+                line.clear();
+                self.wire.read_line(&mut line).map_err(io)?;
+            }
+            text.extend_from_slice(&line);
+            if let (Some(uid), Some(hash)) = (find_uid(&text), hash) {
+                out.push(FetchedHash {
+                    uid,
+                    internal_date: find_internal_date(&text),
+                    hash,
+                });
+            }
+        }
     }
 }
 
@@ -1016,6 +1104,44 @@ fn parse_appenduid(info: &str) -> Option<u32> {
         .max()
 }
 
+/// Every UID of `[APPENDUID validity uid-set]`, in the order given.
+fn parse_appenduid_set(info: &str) -> Vec<u32> {
+    let Some(i) = info.to_ascii_uppercase().find("[APPENDUID ") else {
+        return Vec::new();
+    };
+    let rest = &info[i + "[APPENDUID ".len()..];
+    let Some(set) = rest
+        .find(']')
+        .and_then(|end| rest[..end].split_whitespace().nth(1))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for part in set.split(',') {
+        let bounds = part.split_once(':').unwrap_or((part, part));
+        let (Ok(a), Ok(b)) = (bounds.0.parse::<u32>(), bounds.1.parse::<u32>()) else {
+            return Vec::new();
+        };
+        // A range is ascending whichever way it is written; a huge one is not believed.
+        let (lo, hi) = (a.min(b), a.max(b));
+        if hi - lo > 100_000 {
+            return Vec::new();
+        }
+        out.extend(lo..=hi);
+    }
+    out
+}
+
+/// `INTERNALDATE "dd-Mon-yyyy hh:mm:ss +zzzz"` in a FETCH response.
+fn find_internal_date(text: &[u8]) -> Option<DateTime<FixedOffset>> {
+    let upper = text.to_ascii_uppercase();
+    let at = upper.windows(14).position(|w| w == b"INTERNALDATE \"")?;
+    let rest = &text[at + 14..];
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let value = std::str::from_utf8(&rest[..end]).ok()?.trim();
+    DateTime::parse_from_str(value, "%d-%b-%Y %H:%M:%S %z").ok()
+}
+
 /// The flag list and date-time of an APPEND (never \Recent).
 fn append_args(item: &AppendItem<'_>) -> (String, String) {
     let flags = item
@@ -1120,6 +1246,23 @@ mod tests {
             Some(("INBOX.".into(), Some('.')))
         );
         assert_eq!(parse_personal_namespace("NIL NIL NIL"), None);
+    }
+
+    #[test]
+    fn appenduid_sets_and_internal_dates() {
+        assert_eq!(
+            parse_appenduid_set("[APPENDUID 38505 3955,3960:3962] done"),
+            vec![3955, 3960, 3961, 3962]
+        );
+        assert_eq!(parse_appenduid_set("[APPENDUID 1 7] ok"), vec![7]);
+        assert!(parse_appenduid_set("OK done").is_empty());
+        assert!(parse_appenduid_set("[APPENDUID 1 x] ok").is_empty());
+        let d = find_internal_date(
+            b"* 1 FETCH (UID 4 INTERNALDATE \" 1-Jan-1970 00:00:00 +0000\" BODY[] {3}",
+        )
+        .map(|d| d.timestamp());
+        assert_eq!(d, Some(0));
+        assert_eq!(find_internal_date(b"* 1 FETCH (UID 4)"), None);
     }
 
     #[test]

@@ -180,6 +180,12 @@ impl HumanSink {
             "  Messages:       {} copied, {} already present or skipped, {} failed (of {})\n",
             s.messages_copied, s.messages_skipped, s.messages_failed, s.messages_total
         ));
+        if s.messages_altered > 0 {
+            out.push_str(&format!(
+                "  Kept on source: {} (the destination's copy differs; see above)\n",
+                s.messages_altered
+            ));
+        }
         out.push_str(&format!("  Size:           {}\n", ByteSize(s.bytes_copied)));
         out.push_str(&format!(
             "  Duration:       {}\n",
@@ -478,6 +484,22 @@ impl Sink for HumanSink {
                 self.err_line(
                     st,
                     format!("Error copying message: {folder} UID {uid}{id}: {reason}"),
+                );
+            }
+            Event::MessageAltered {
+                folder,
+                uid,
+                message_id,
+                reason,
+                ..
+            } => {
+                let id = message_id
+                    .as_ref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
+                self.warn_line(
+                    st,
+                    format!("Kept on the source: {folder} UID {uid}{id}: {reason}"),
                 );
             }
             Event::FolderFinished {

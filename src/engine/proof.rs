@@ -1,0 +1,243 @@
+//! Proof before deleting (issue 15): a destination may accept a message and store something
+//! else (Cyrus turns 8-bit header bytes into 'X' and replaces an epoch INTERNALDATE by the
+//! time of the APPEND). Before `--delete-source` removes a source message, its copy is read
+//! back by UID and its content hash and INTERNALDATE compared with the source's; only proven
+//! messages are deleted. Without `--delete-source`, a few copies of each folder's first batch
+//! are read back the same way, so a rewriting destination is named early.
+//!
+//! The source's hash is taken from the bytes as they pass through the copy; copies are read
+//! back in UID sets of [`CHUNK`] with one command each and hashed as they stream in, so the
+//! proof costs one download of what is deleted and no memory per message beyond its claim.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset};
+
+use super::*;
+use crate::digest::{ContentHash, Difference};
+use crate::imap::FetchedHash;
+
+/// Copies read back per UID FETCH.
+const CHUNK: usize = 500;
+/// Copies of each folder's first batch read back without `--delete-source`.
+pub(super) const SAMPLE: usize = 3;
+
+/// "The destination holds a copy of this source message": to be proven.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub(crate) src_uid: u32,
+    /// Where the destination stored or holds it (APPENDUID, or the index).
+    pub(crate) dst_uid: Option<u32>,
+    /// The source's bytes as they passed through the copy; `None` for a message the index
+    /// found already present (read from the source when proving).
+    pub(crate) hash: Option<ContentHash>,
+    pub(crate) date: Option<DateTime<FixedOffset>>,
+    pub(crate) message_id: Option<String>,
+}
+
+impl Engine {
+    /// A message the destination stored or already holds: with `--delete-source` it must be
+    /// proven before it is deleted; otherwise the first few of a folder are sampled.
+    pub(super) fn claim(&self, prog: &mut FolderProgress, c: Claim) {
+        if self.opts.delete_source
+            || (!prog.sampled
+                && prog.claims.len() < SAMPLE
+                && c.dst_uid.is_some()
+                && c.hash.is_some())
+        {
+            prog.claims.push(c);
+        }
+    }
+
+    /// Without `--delete-source`: once a folder's first copies are settled, read a few back
+    /// (the destination is selected and nothing is in flight) and warn once when they differ.
+    pub(super) fn sample_check(
+        &self,
+        dst: &mut Session,
+        task: &Task,
+        prog: &mut FolderProgress,
+    ) -> SResult<()> {
+        if self.opts.delete_source || prog.sampled || prog.claims.is_empty() {
+            return Ok(());
+        }
+        prog.sampled = true;
+        let claims = std::mem::take(&mut prog.claims);
+        let copies = read_back(dst, &claims).on(Side::Destination)?;
+        let altered: Vec<(u32, Vec<Difference>)> = claims
+            .iter()
+            .map(|c| (c.src_uid, differences(c, &copies)))
+            .filter(|(_, d)| !d.is_empty())
+            .collect();
+        if let Some((uid, diffs)) = altered.first() {
+            self.emit(Event::Warning {
+                message: format!(
+                    "the destination altered {} of the first {} messages read back from '{}' (UID {uid}: {}): it rewrites what it stores; `btsx verify --deep` names every altered message, and --delete-source keeps them on the source",
+                    altered.len(),
+                    claims.len(),
+                    task.map.dest,
+                    describe(diffs)
+                ),
+                folder: Some(task.map.source.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// `--delete-source`: prove every claim of the folder. Proven messages go to
+    /// `prog.confirmed` (deleted next); the others stay on the source and are reported. When
+    /// the copies cannot be read back, nothing unproven is deleted.
+    pub(super) fn prove_claims(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) {
+        let claims = std::mem::take(&mut prog.claims);
+        if claims.is_empty() {
+            return;
+        }
+        let n = claims.len();
+        if let Err(e) = self.prove(pair, task, prog, claims) {
+            prog.confirmed.clear();
+            self.emit(Event::Warning {
+                message: format!(
+                    "could not read the copies in '{}' back to prove them ({} server: {}): the {n} messages stay on the source",
+                    task.map.dest,
+                    e.side.label(),
+                    e.err.message
+                ),
+                folder: Some(task.map.source.clone()),
+            });
+        }
+    }
+
+    fn prove(
+        &self,
+        pair: &mut Pair,
+        task: &Task,
+        prog: &mut FolderProgress,
+        mut claims: Vec<Claim>,
+    ) -> SResult<()> {
+        let Pair { src, dst, .. } = pair;
+        // Messages found already present never passed through btsx: hash the source's.
+        let unhashed: Vec<u32> = claims
+            .iter()
+            .filter(|c| c.hash.is_none() && c.dst_uid.is_some())
+            .map(|c| c.src_uid)
+            .collect();
+        if !unhashed.is_empty() {
+            src.examine(&task.map.source_wire).on(Side::Source)?;
+            let mut source: HashMap<u32, FetchedHash> = HashMap::new();
+            for chunk in unhashed.chunks(CHUNK) {
+                let set = uid_set(chunk.iter().copied());
+                for f in src.fetch_hashes(&set).on(Side::Source)? {
+                    source.insert(f.uid, f);
+                }
+            }
+            for c in claims.iter_mut().filter(|c| c.hash.is_none()) {
+                c.hash = source.get(&c.src_uid).map(|f| f.hash);
+            }
+            // Gone from the source meanwhile: nothing to delete, nothing to prove.
+            claims.retain(|c| c.hash.is_some() || c.dst_uid.is_none());
+        }
+        dst.examine(&task.map.dest_wire).on(Side::Destination)?;
+        let copies = read_back(dst, &claims).on(Side::Destination)?;
+        for c in claims {
+            let diffs = differences(&c, &copies);
+            if diffs.is_empty() {
+                prog.confirmed.push(c.src_uid);
+                continue;
+            }
+            prog.altered += 1;
+            self.emit(Event::MessageAltered {
+                folder: task.map.source.clone(),
+                uid: c.src_uid,
+                message_id: c.message_id.clone(),
+                destination_uid: c.dst_uid,
+                reason: format!("kept on the source: {}", describe(&diffs)),
+                differences: diffs,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The destination's copies of `claims`, by destination UID (the folder is selected).
+fn read_back(dst: &mut Session, claims: &[Claim]) -> Result<HashMap<u32, FetchedHash>, ImapError> {
+    let uids: Vec<u32> = claims.iter().filter_map(|c| c.dst_uid).collect();
+    let mut out = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(CHUNK) {
+        for f in dst.fetch_hashes(&uid_set(chunk.iter().copied()))? {
+            out.insert(f.uid, f);
+        }
+    }
+    Ok(out)
+}
+
+/// What differs between a claim and the copy read back; empty when proven.
+fn differences(c: &Claim, copies: &HashMap<u32, FetchedHash>) -> Vec<Difference> {
+    let Some(dst_uid) = c.dst_uid else {
+        return vec![Difference::UnknownUid];
+    };
+    let (Some(hash), Some(copy)) = (c.hash, copies.get(&dst_uid)) else {
+        return vec![Difference::Missing];
+    };
+    let mut out = hash.differences(&copy.hash);
+    if let Some(date) = c.date
+        && copy.internal_date.map(|d| d.timestamp()) != Some(date.timestamp())
+    {
+        out.push(Difference::ArrivalDate);
+    }
+    out
+}
+
+fn describe(diffs: &[Difference]) -> String {
+    diffs
+        .iter()
+        .map(|d| d.describe())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(hash: &[u8], date: i64) -> Claim {
+        Claim {
+            src_uid: 1,
+            dst_uid: Some(7),
+            hash: Some(ContentHash::of(hash)),
+            date: DateTime::from_timestamp(date, 0).map(|d| d.fixed_offset()),
+            message_id: None,
+        }
+    }
+
+    fn copy(hash: &[u8], date: i64) -> HashMap<u32, FetchedHash> {
+        HashMap::from([(
+            7,
+            FetchedHash {
+                uid: 7,
+                internal_date: DateTime::from_timestamp(date, 0).map(|d| d.fixed_offset()),
+                hash: ContentHash::of(hash),
+            },
+        )])
+    }
+
+    #[test]
+    fn proven_only_when_bytes_and_date_match() {
+        let m = b"From: J\xc3\xbcrgen\r\n\r\nbody\r\n";
+        let x = b"From: JXXrgen\r\n\r\nbody\r\n";
+        assert!(differences(&claim(m, 100), &copy(m, 100)).is_empty());
+        assert_eq!(
+            differences(&claim(m, 100), &copy(x, 100)),
+            vec![Difference::HeaderBytes]
+        );
+        assert_eq!(
+            differences(&claim(m, 0), &copy(m, 1_700_000_000)),
+            vec![Difference::ArrivalDate]
+        );
+        assert_eq!(
+            differences(&claim(m, 0), &HashMap::new()),
+            vec![Difference::Missing]
+        );
+        let mut c = claim(m, 0);
+        c.dst_uid = None;
+        assert_eq!(differences(&c, &copy(m, 0)), vec![Difference::UnknownUid]);
+    }
+}
