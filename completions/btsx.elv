@@ -92,6 +92,7 @@ set edit:completion:arg-completer[btsx] = {|@words|
             cand --color 'Color in the human display'
             cand --insecure 'Do not verify TLS certificates (dangerous; emits a warning)'
             cand --plaintext 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
+            cand --deep 'Also compare every message''s content (hash), arrival date and flags and name the messages the destination altered. Reads every message on both sides'
             cand --json 'JSON lines on stdout'
             cand -q 'Only the result'
             cand --quiet 'Only the result'

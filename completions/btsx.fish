@@ -92,6 +92,7 @@ always\t''
 never\t''"
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l insecure -d 'Do not verify TLS certificates (dangerous; emits a warning)'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l plaintext -d 'Allow imap:// without STARTTLS: the password travels unencrypted (test servers only)'
+complete -c btsx -n "__fish_btsx_using_subcommand verify" -l deep -d 'Also compare every message\'s content (hash), arrival date and flags and name the messages the destination altered. Reads every message on both sides'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -l json -d 'JSON lines on stdout'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -s q -l quiet -d 'Only the result'
 complete -c btsx -n "__fish_btsx_using_subcommand verify" -s h -l help -d 'Print help'

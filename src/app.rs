@@ -527,6 +527,7 @@ fn verify(args: VerifyArgs) -> i32 {
         max_size: args.filters.max_size.map(|b| b.as_u64()),
         folders: folder_filter,
         dates: date_filter,
+        deep: args.deep,
         ..Options::default()
     };
     let engine = Engine::new(

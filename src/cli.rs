@@ -240,6 +240,10 @@ pub struct VerifyArgs {
     pub side: SideArgs,
     #[command(flatten)]
     pub filters: FilterArgs,
+    /// Also compare every message's content (hash), arrival date and flags and name the
+    /// messages the destination altered. Reads every message on both sides.
+    #[arg(long)]
+    pub deep: bool,
     /// JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

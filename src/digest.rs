@@ -47,6 +47,8 @@ pub enum Difference {
     Missing,
     /// The destination did not say where it stored the copy (no UIDPLUS).
     UnknownUid,
+    /// `verify --deep`: the copy's flags are not the source's.
+    Flags,
 }
 
 impl Difference {
@@ -56,6 +58,7 @@ impl Difference {
             Difference::Body => "the destination altered the body",
             Difference::ArrivalDate => "the destination changed its arrival date",
             Difference::Missing => "the destination's copy could not be read back",
+            Difference::Flags => "the destination's flags differ",
             Difference::UnknownUid => {
                 "the destination did not say which UID it stored it under (no UIDPLUS)"
             }

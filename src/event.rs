@@ -297,6 +297,9 @@ pub enum Event {
         /// Source messages also in the destination (0 everywhere: the source is clean after
         /// `--delete-source`).
         in_both: u64,
+        /// `--deep`: copies whose content, arrival date or flags differ (each named in a
+        /// `message_altered` event).
+        altered: u64,
         /// Up to 20 of the missing messages.
         missing_messages: Vec<MissingMessage>,
     },
@@ -372,6 +375,8 @@ pub struct VerifySummary {
     pub destination_messages: u64,
     pub missing: u64,
     pub extra: u64,
+    /// `--deep`: copies whose content, arrival date or flags differ.
+    pub altered: u64,
     /// No source message is also in the destination (what `--delete-source` should leave).
     pub source_clean: bool,
     pub duration_ms: u64,
@@ -388,6 +393,7 @@ impl VerifySummary {
             destination_messages: 0,
             missing: 0,
             extra: 0,
+            altered: 0,
             source_clean: false,
             duration_ms: 0,
             error: Some(message),

@@ -16,6 +16,8 @@ struct Compared {
     missing: u64,
     extra: u64,
     in_both: u64,
+    /// `--deep`: copies whose content, date or flags differ.
+    altered: u64,
 }
 
 impl Engine {
@@ -31,16 +33,17 @@ impl Engine {
             Ok(folders) => {
                 let sum = |f: fn(&Compared) -> u64| folders.iter().map(f).sum::<u64>();
                 let missing = sum(|c| c.missing);
+                let altered = sum(|c| c.altered);
                 self.emit(Event::Phase {
                     phase: Phase::Complete,
                 });
                 VerifySummary {
-                    status: if missing == 0 {
+                    status: if missing == 0 && altered == 0 {
                         VerifyStatus::Ok
                     } else {
                         VerifyStatus::Mismatch
                     },
-                    exit_code: if missing == 0 {
+                    exit_code: if missing == 0 && altered == 0 {
                         exit::OK
                     } else {
                         exit::VERIFY_MISMATCH
@@ -50,6 +53,7 @@ impl Engine {
                     destination_messages: sum(|c| c.destination),
                     missing,
                     extra: sum(|c| c.extra),
+                    altered,
                     source_clean: sum(|c| c.in_both) == 0,
                     duration_ms: started.elapsed().as_millis() as u64,
                     error: None,
@@ -117,6 +121,7 @@ impl Engine {
         };
         let (mut source, mut in_both, mut missing_count) = (0u64, 0u64, 0u64);
         let mut missing = Vec::new();
+        let (mut altered, mut matched) = (0u64, Vec::new());
         for chunk in uids.chunks(WINDOW) {
             let wanted: std::collections::HashSet<u32> = pair
                 .src
@@ -136,8 +141,11 @@ impl Engine {
             heads.sort_by_key(|h| h.uid);
             for h in heads.iter().filter(|h| wanted.contains(&h.uid)) {
                 source += 1;
-                if idx.take(&index::identity(&h.headers, h.size)) {
+                if let Some(dst_uid) = idx.take_uid(&index::identity(&h.headers, h.size)) {
                     in_both += 1;
+                    if let Some(d) = dst_uid {
+                        matched.push((h.uid, d, index::message_id(&h.headers)));
+                    }
                 } else {
                     missing_count += 1;
                     if missing.len() < 20 {
@@ -149,6 +157,10 @@ impl Engine {
                     }
                 }
             }
+            if self.options().deep {
+                altered += self.deep_compare(pair, m, &matched)?;
+            }
+            matched.clear();
         }
         let c = Compared {
             source,
@@ -156,6 +168,7 @@ impl Engine {
             missing: missing_count,
             extra: destination.saturating_sub(in_both),
             in_both,
+            altered,
         };
         self.emit(Event::VerifyFolder {
             folder: m.source.clone(),
@@ -165,6 +178,7 @@ impl Engine {
             missing: c.missing,
             extra: c.extra,
             in_both: c.in_both,
+            altered: c.altered,
             missing_messages: missing,
         });
         Ok(c)

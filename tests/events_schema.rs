@@ -183,6 +183,7 @@ fn one_of_each() -> Vec<Event> {
             missing: 0,
             extra: 0,
             in_both: 1,
+            altered: 0,
             missing_messages: vec![],
         },
         Event::VerifySummary(VerifySummary::early_error("e".into(), 3)),

@@ -57,6 +57,24 @@ fn migrate(src: &dyn Server, dst: &dyn Server, state: &Path, extra: &[&str]) -> 
         .expect("run btsx")
 }
 
+/// `btsx verify SRC DST --json EXTRA…`: (exit code, events).
+fn verify(src: &dyn Server, dst: &dyn Server, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let out = support::btsx()
+        .arg("verify")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .arg("--ca-file")
+        .arg(src.ca_file())
+        .arg("--json")
+        .args(extra)
+        .env("BTSX_SRC_PASSWORD", src.password(USER))
+        .env("BTSX_DST_PASSWORD", dst.password(USER))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run btsx verify");
+    (out.status.code(), json_lines(&out))
+}
+
 fn of_type<'a>(events: &'a [Value], ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     events.iter().filter(move |e| e["type"] == ty)
 }
@@ -145,6 +163,40 @@ fn delete_source_into_cyrus_keeps_what_cyrus_altered_and_names_it() {
     ]);
     assert_eq!(inbox_ids(&src.digest(USER)), kept);
     assert_eq!(dst.digest(USER).folders["INBOX"].messages.len(), 7);
+
+    // verify finds every message (the identity recognises the altered copies); --deep
+    // names the altered ones and is a mismatch.
+    let (code, events) = verify(&src, &dst, &[]);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["missing"], 0, "{v}");
+    assert_eq!(v["altered"], 0, "{v}");
+    assert_eq!(of_type(&events, "message_altered").count(), 0);
+    let (code, events) = verify(&src, &dst, &["--deep"]);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(code, Some(8), "{v}");
+    assert_eq!(v["status"], "mismatch", "{v}");
+    assert_eq!(v["missing"], 0, "{v}");
+    assert_eq!(v["altered"], 4, "{v}");
+    let named: Vec<(String, Value)> = of_type(&events, "message_altered")
+        .map(|e| {
+            (
+                e["message_id"].as_str().unwrap_or("(none)").to_string(),
+                e["differences"].clone(),
+            )
+        })
+        .collect();
+    for (id, what) in [
+        ("<utf8@example.org>", serde_json::json!(["header_bytes"])),
+        ("<latin1@example.org>", serde_json::json!(["header_bytes"])),
+        ("(none)", serde_json::json!(["header_bytes"])),
+        ("<epoch@example.org>", serde_json::json!(["arrival_date"])),
+    ] {
+        assert!(
+            named.iter().any(|(i, w)| i == id && *w == what),
+            "{id} {what}: {named:?}"
+        );
+    }
 
     // Again, without the state file: the altered copies are recognised (no second copy),
     // proven different again, and still kept.
@@ -244,6 +296,12 @@ fn delete_source_into_dovecot_proves_and_deletes_everything() {
         of_type(&events, "warning").collect::<Vec<_>>()
     );
     let dst_digest = dst.digest(USER);
+    // A faithful destination: verify --deep finds nothing altered.
+    let (code, events) = verify(&src, &dst, &["--deep"]);
+    let v = events.last().expect("verify_summary");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["altered"], 0, "{v}");
+    assert_eq!(v["source_messages"].as_u64(), Some(n), "{v}");
     let out = migrate(
         &src,
         &dst,

@@ -59,6 +59,8 @@ pub struct Options {
     pub delete_source: bool,
     /// Emit `detail` events.
     pub verbose: bool,
+    /// `verify --deep`: compare every message's content hash, date and flags.
+    pub deep: bool,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             throttle: None,
             delete_source: false,
             verbose: false,
+            deep: false,
         }
     }
 }

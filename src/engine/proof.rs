@@ -157,6 +157,94 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `verify --deep`: compare the content hash, INTERNALDATE and flags of matched
+    /// (source UID, destination UID) pairs of one window; the source folder and the
+    /// destination folder are open. Each altered copy is named in a `message_altered` event.
+    pub(crate) fn deep_compare(
+        &self,
+        pair: &mut Pair,
+        m: &crate::plan::Mapping,
+        matched: &[(u32, u32, Option<String>)],
+    ) -> SResult<u64> {
+        if matched.is_empty() {
+            return Ok(0);
+        }
+        let Pair { src, dst, .. } = pair;
+        let src_set = uid_set(matched.iter().map(|p| p.0));
+        let dst_set = uid_set(matched.iter().map(|p| p.1));
+        let src_hash: HashMap<u32, FetchedHash> = src
+            .fetch_hashes(&src_set)
+            .on(Side::Source)?
+            .into_iter()
+            .map(|f| (f.uid, f))
+            .collect();
+        let src_flags = flags_by_uid(src.fetch_meta_set(&src_set).on(Side::Source)?);
+        let dst_flags = flags_by_uid(dst.fetch_meta_set(&dst_set).on(Side::Destination)?);
+        let copies: HashMap<u32, FetchedHash> = dst
+            .fetch_hashes(&dst_set)
+            .on(Side::Destination)?
+            .into_iter()
+            .map(|f| (f.uid, f))
+            .collect();
+        let mut altered = 0;
+        for (s, d, message_id) in matched {
+            let (s, d) = (*s, *d);
+            // Gone from the source meanwhile: nothing to compare.
+            let Some(orig) = src_hash.get(&s) else {
+                continue;
+            };
+            let claim = Claim {
+                src_uid: s,
+                dst_uid: Some(d),
+                hash: Some(orig.hash),
+                date: orig.internal_date,
+                message_id: None,
+            };
+            let mut diffs = differences(&claim, &copies);
+            if copies.contains_key(&d) && src_flags.get(&s) != dst_flags.get(&d) {
+                diffs.push(Difference::Flags);
+            }
+            if diffs.is_empty() {
+                continue;
+            }
+            altered += 1;
+            self.emit(Event::MessageAltered {
+                folder: m.source.clone(),
+                uid: s,
+                message_id: message_id.clone(),
+                destination_uid: Some(d),
+                reason: describe(&diffs),
+                differences: diffs,
+            });
+        }
+        Ok(altered)
+    }
+}
+
+/// Flags as a comparable set: sorted, system flags in one case, without \Recent.
+fn flags_by_uid(metas: Vec<crate::imap::MessageMeta>) -> HashMap<u32, Vec<String>> {
+    metas
+        .into_iter()
+        .map(|m| {
+            let mut f: Vec<String> = m
+                .flags
+                .into_iter()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .map(|f| {
+                    if f.starts_with('\\') {
+                        f.to_ascii_lowercase()
+                    } else {
+                        f
+                    }
+                })
+                .collect();
+            f.sort();
+            (m.uid, f)
+        })
+        .collect()
+}
+
 /// The destination's copies of `claims`, by destination UID (the folder is selected).
 fn read_back(dst: &mut Session, claims: &[Claim]) -> Result<HashMap<u32, FetchedHash>, ImapError> {
     let uids: Vec<u32> = claims.iter().filter_map(|c| c.dst_uid).collect();

@@ -586,8 +586,15 @@ impl Sink for HumanSink {
                 missing,
                 extra,
                 missing_messages,
+                altered,
                 ..
             } => {
+                if *altered > 0 {
+                    self.err_line(
+                        st,
+                        format!("{folder} → {destination}: the destination altered {altered} of its copies (listed above)"),
+                    );
+                }
                 if *missing == 0 {
                     self.ok_line(
                         st,
@@ -626,8 +633,14 @@ impl Sink for HumanSink {
                         v.source_messages, v.folders
                     )),
                     crate::event::VerifyStatus::Mismatch => self.bad.apply_to(format!(
-                        "Mismatch: {} of {} source messages are missing in the destination",
-                        v.missing, v.source_messages
+                        "Mismatch: {} of {} source messages are missing in the destination{}",
+                        v.missing,
+                        v.source_messages,
+                        if v.altered > 0 {
+                            format!(", {} copies differ from the source", v.altered)
+                        } else {
+                            String::new()
+                        }
                     )),
                     crate::event::VerifyStatus::Error => self.bad.apply_to(format!(
                         "Verify stopped by an error: {}",
