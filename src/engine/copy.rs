@@ -84,6 +84,17 @@ impl Engine {
                 &present,
                 &mut inflight,
             )?;
+            // --delete-source: prove window by window, so claims never outgrow a window.
+            if self.opts.delete_source && prog.claims.len() >= WINDOW {
+                if let Some((p, sent)) = inflight.take() {
+                    let again = self
+                        .settle(dst, task, prog, p, sent)
+                        .on(Side::Destination)?;
+                    self.retry_without_keywords(src, dst, task, prog, again)?;
+                }
+                self.prove(src, dst, task, prog)?;
+                dst.select(&task.map.dest_wire).on(Side::Destination)?;
+            }
             if inflight.is_none()
                 && !self.cancelled()
                 && let Some(last) = window.last()

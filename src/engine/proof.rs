@@ -87,13 +87,9 @@ impl Engine {
     /// `prog.confirmed` (deleted next); the others stay on the source and are reported. When
     /// the copies cannot be read back, nothing unproven is deleted.
     pub(super) fn prove_claims(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) {
-        let claims = std::mem::take(&mut prog.claims);
-        if claims.is_empty() {
-            return;
-        }
-        let n = claims.len();
-        if let Err(e) = self.prove(pair, task, prog, claims) {
-            prog.confirmed.clear();
+        let Pair { src, dst, .. } = pair;
+        if let Err(e) = self.prove(src, dst, task, prog) {
+            let n = std::mem::take(&mut prog.claims).len();
             self.emit(Event::Warning {
                 message: format!(
                     "could not read the copies in '{}' back to prove them ({} server: {}): the {n} messages stay on the source",
@@ -106,14 +102,54 @@ impl Engine {
         }
     }
 
-    fn prove(
+    /// Prove the claims gathered so far (nothing in flight on `dst`). On an error the claims
+    /// stay in `prog` for the next try.
+    pub(super) fn prove(
         &self,
-        pair: &mut Pair,
+        src: &mut Session,
+        dst: &mut Session,
         task: &Task,
         prog: &mut FolderProgress,
-        mut claims: Vec<Claim>,
     ) -> SResult<()> {
-        let Pair { src, dst, .. } = pair;
+        if prog.claims.is_empty() {
+            return Ok(());
+        }
+        let mut claims = std::mem::take(&mut prog.claims);
+        let result = self.read_claims(src, dst, task, &mut claims);
+        let copies = match result {
+            Ok(c) => c,
+            Err(e) => {
+                prog.claims = claims;
+                return Err(e);
+            }
+        };
+        for c in claims {
+            let diffs = differences(&c, &copies);
+            if diffs.is_empty() {
+                prog.confirmed.push(c.src_uid);
+                continue;
+            }
+            prog.altered += 1;
+            self.emit(Event::MessageAltered {
+                folder: task.map.source.clone(),
+                uid: c.src_uid,
+                message_id: c.message_id.clone(),
+                destination_uid: c.dst_uid,
+                reason: format!("kept on the source: {}", describe(&diffs)),
+                differences: diffs,
+            });
+        }
+        Ok(())
+    }
+
+    /// Complete the claims' source hashes and read their copies back.
+    fn read_claims(
+        &self,
+        src: &mut Session,
+        dst: &mut Session,
+        task: &Task,
+        claims: &mut Vec<Claim>,
+    ) -> SResult<HashMap<u32, FetchedHash>> {
         // Messages found already present never passed through btsx: hash the source's.
         let unhashed: Vec<u32> = claims
             .iter()
@@ -135,25 +171,10 @@ impl Engine {
             // Gone from the source meanwhile: nothing to delete, nothing to prove.
             claims.retain(|c| c.hash.is_some() || c.dst_uid.is_none());
         }
+        // The copy path has the destination folder selected already; the final proof
+        // comes after it, on a connection that may have moved on.
         dst.examine(&task.map.dest_wire).on(Side::Destination)?;
-        let copies = read_back(dst, &claims).on(Side::Destination)?;
-        for c in claims {
-            let diffs = differences(&c, &copies);
-            if diffs.is_empty() {
-                prog.confirmed.push(c.src_uid);
-                continue;
-            }
-            prog.altered += 1;
-            self.emit(Event::MessageAltered {
-                folder: task.map.source.clone(),
-                uid: c.src_uid,
-                message_id: c.message_id.clone(),
-                destination_uid: c.dst_uid,
-                reason: format!("kept on the source: {}", describe(&diffs)),
-                differences: diffs,
-            });
-        }
-        Ok(())
+        read_back(dst, claims).on(Side::Destination)
     }
 }
 
