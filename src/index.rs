@@ -342,6 +342,23 @@ mod tests {
     }
 
     #[test]
+    fn uids_follow_the_multiset() {
+        let k = identity(b"Message-ID: <a@b>\r\n\r\n", 3);
+        let mut idx = Index::default();
+        idx.add_at(k, 7);
+        idx.add_at(k, 9);
+        idx.add(identity(b"Subject: z\r\n\r\n", 1));
+        let mut got = vec![idx.take_uid(&k), idx.take_uid(&k)];
+        got.sort();
+        assert_eq!(got, vec![Some(Some(7)), Some(Some(9))]);
+        assert_eq!(idx.take_uid(&k), None);
+        assert_eq!(
+            idx.take_uid(&identity(b"Subject: z\r\n\r\n", 1)),
+            Some(None)
+        );
+    }
+
+    #[test]
     fn malformed_encoded_words_do_not_panic() {
         for v in [
             &b"=?"[..],

@@ -39,6 +39,10 @@ impl Engine {
     /// A message the destination stored or already holds: with `--delete-source` it must be
     /// proven before it is deleted; otherwise the first few of a folder are sampled.
     pub(super) fn claim(&self, prog: &mut FolderProgress, c: Claim) {
+        if !self.opts.delete_source && c.hash.is_some() && c.dst_uid.is_none() {
+            // No UIDPLUS: nothing to read back by UID; stop hashing for a sample.
+            prog.sampled = true;
+        }
         if self.opts.delete_source
             || (!prog.sampled
                 && prog.claims.len() < SAMPLE

@@ -510,6 +510,7 @@ impl Sink for HumanSink {
                 failed,
                 bytes,
                 reason,
+                altered,
                 ..
             } => {
                 if let Some(live) = &mut st.live
@@ -518,11 +519,16 @@ impl Sink for HumanSink {
                     b.finish_and_clear();
                 }
                 let present = st.skipped_present.remove(folder).unwrap_or(0);
-                let extra = if present > 0 {
+                let mut extra = if present > 0 {
                     format!(", {present} already present")
                 } else {
                     String::new()
                 };
+                if *altered > 0 {
+                    extra.push_str(&format!(
+                        ", {altered} kept on the source (the destination's copy differs)"
+                    ));
+                }
                 match status {
                     FolderStatus::Complete if *messages > 0 => self.ok_line(
                         st,
