@@ -215,6 +215,29 @@ fn delete_source_into_cyrus_keeps_what_cyrus_altered_and_names_it() {
     assert_eq!(sum["messages_deleted_on_source"], 0, "{sum}");
     assert_eq!(inbox_ids(&src.digest(USER)), kept);
     assert_eq!(dst.digest(USER).folders["INBOX"].messages.len(), 7);
+
+    // What a person reads: each kept message, the folder's line and the summary say so.
+    let out = migrate(
+        &src,
+        &dst,
+        &tmp.path().join("human.json"),
+        &["--delete-source", "--yes", "--color", "never"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "Altered copy: INBOX UID",
+        "<utf8@example.org>: kept on the source: the destination altered its header bytes",
+        "<epoch@example.org>: kept on the source: the destination changed its arrival date",
+        "4 kept on the source (the destination's copy differs)",
+        "Kept on source: 4",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
 }
 
 #[test]

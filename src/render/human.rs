@@ -222,6 +222,10 @@ impl HumanSink {
             for f in rows {
                 let status = match f.status {
                     FolderStatus::Complete => self.ok.apply_to("✓ complete".to_string()),
+                    FolderStatus::Partial if f.altered > 0 => self.warn.apply_to(format!(
+                        "⚠ partial ({} failed, {} kept: altered copy)",
+                        f.failed, f.altered
+                    )),
                     FolderStatus::Partial => self
                         .warn
                         .apply_to(format!("⚠ partial ({} failed)", f.failed)),
@@ -499,7 +503,7 @@ impl Sink for HumanSink {
                     .unwrap_or_default();
                 self.warn_line(
                     st,
-                    format!("Kept on the source: {folder} UID {uid}{id}: {reason}"),
+                    format!("Altered copy: {folder} UID {uid}{id}: {reason}"),
                 );
             }
             Event::FolderFinished {
