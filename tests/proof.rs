@@ -364,6 +364,31 @@ fn delete_source_into_dovecot_proves_and_deletes_everything() {
     assert_eq!(support::total_messages(&src2.digest(USER)), 0);
 }
 
+#[test]
+fn delete_source_from_cyrus_into_dovecot_proves_and_deletes_everything() {
+    let src = Cyrus::start_default();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "16", "--messages", "60"]);
+    let before = src.digest(USER);
+    let n = support::total_messages(&before) as u64;
+    assert!(n >= 60);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(
+        &src,
+        &dst,
+        &tmp.path().join("job.json"),
+        &["--delete-source", "--yes", "--json"],
+    );
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["messages_copied"].as_u64(), Some(n), "{sum}");
+    assert_eq!(sum["messages_deleted_on_source"].as_u64(), Some(n), "{sum}");
+    assert_eq!(sum["messages_altered"], 0, "{sum}");
+    assert_eq!(support::total_messages(&src.digest(USER)), 0);
+    assert_eq!(support::total_messages(&dst.digest(USER)) as u64, n);
+}
+
 /// APPENDs raw bytes (not necessarily UTF-8) to alice's INBOX over plain IMAP.
 fn append_bytes(port: u16, date: &str, msg: &[u8]) {
     use std::io::{BufRead, BufReader, Write};
