@@ -561,7 +561,13 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
-                idx.add_at(index::identity(&h.headers, h.size), h.uid);
+                let k = index::identity(&h.headers, h.size);
+                // UIDs only for a proof or a deep verify: they double the index's memory.
+                if self.opts.delete_source || self.opts.deep {
+                    idx.add_at(k, h.uid);
+                } else {
+                    idx.add(k);
+                }
             }
             start = end.saturating_add(1);
         }
