@@ -364,6 +364,42 @@ fn delete_source_into_dovecot_proves_and_deletes_everything() {
     assert_eq!(support::total_messages(&src2.digest(USER)), 0);
 }
 
+/// More than one window (1,000 messages) in a folder: claims are proven window by window,
+/// between batches of APPENDs, and every message is still proven and deleted.
+#[test]
+fn delete_source_proves_a_folder_of_several_windows() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(
+        USER,
+        &[
+            "--profile",
+            "flat",
+            "--folder",
+            "Bulk",
+            "--messages",
+            "2300",
+            "--seed",
+            "17",
+        ],
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(
+        &src,
+        &dst,
+        &tmp.path().join("job.json"),
+        &["--delete-source", "--yes", "--json"],
+    );
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["messages_copied"], 2300, "{sum}");
+    assert_eq!(sum["messages_deleted_on_source"], 2300, "{sum}");
+    assert_eq!(sum["messages_altered"], 0, "{sum}");
+    assert_eq!(support::total_messages(&src.digest(USER)), 0);
+    assert_eq!(support::total_messages(&dst.digest(USER)), 2300);
+}
+
 #[test]
 fn delete_source_from_cyrus_into_dovecot_proves_and_deletes_everything() {
     let src = Cyrus::start_default();
