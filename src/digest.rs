@@ -45,7 +45,8 @@ pub enum Difference {
     ArrivalDate,
     /// The copy is not where the destination said it stored it.
     Missing,
-    /// The destination did not say where it stored the copy (no UIDPLUS).
+    /// The destination did not say where it stored the copy (no UIDPLUS) and the index
+    /// did not find it.
     UnknownUid,
     /// `verify --deep`: the copy's flags are not the source's.
     Flags,
@@ -60,7 +61,7 @@ impl Difference {
             Difference::Missing => "the destination's copy could not be read back",
             Difference::Flags => "the destination's flags differ",
             Difference::UnknownUid => {
-                "the destination did not say which UID it stored it under (no UIDPLUS)"
+                "the destination did not say where it stored it (no UIDPLUS) and no copy was found"
             }
         }
     }

@@ -400,6 +400,46 @@ fn delete_source_proves_a_folder_of_several_windows() {
     assert_eq!(support::total_messages(&dst.digest(USER)), 2300);
 }
 
+/// A destination without UIDPLUS does not say where it stored a copy: the copies are found
+/// through the index and proven all the same.
+#[test]
+fn delete_source_into_a_destination_without_uidplus() {
+    let src = Dovecot::source();
+    let dst = Dovecot::start(support::ServerOpts {
+        separator: '.',
+        extra_conf: Some(
+            "imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE CHILDREN UNSELECT SPECIAL-USE MULTIAPPEND\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    fill(&src);
+    src.generate(USER, &["--seed", "18", "--messages", "120"]);
+    let n = support::total_messages(&src.digest(USER)) as u64;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate(
+        &src,
+        &dst,
+        &tmp.path().join("job.json"),
+        &["--delete-source", "--yes", "--json", "-v"],
+    );
+    let events = json_lines(&out);
+    let sum = summary(&events);
+    assert!(
+        of_type(&events, "detail").any(|d| {
+            let m = d["message"].as_str().unwrap_or_default();
+            d["side"] == "destination" && m.contains("capabilities") && m.contains("uidplus: false")
+        }),
+        "the destination offers no UIDPLUS"
+    );
+    assert_eq!(out.status.code(), Some(0), "{sum}");
+    assert_eq!(sum["messages_copied"].as_u64(), Some(n), "{sum}");
+    assert_eq!(sum["messages_deleted_on_source"].as_u64(), Some(n), "{sum}");
+    assert_eq!(sum["messages_altered"], 0, "{sum}");
+    assert_eq!(support::total_messages(&src.digest(USER)), 0);
+    assert_eq!(support::total_messages(&dst.digest(USER)) as u64, n);
+}
+
 #[test]
 fn delete_source_from_cyrus_into_dovecot_proves_and_deletes_everything() {
     let src = Cyrus::start_default();

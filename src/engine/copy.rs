@@ -85,7 +85,9 @@ impl Engine {
                 &mut inflight,
             )?;
             // --delete-source: prove window by window, so claims never outgrow a window.
-            if self.opts.delete_source && prog.claims.len() >= WINDOW {
+            // (Without UIDPLUS copies are found through an index of the folder: once, at
+            // the end.)
+            if self.opts.delete_source && prog.claims.len() >= WINDOW && dst.caps.uidplus {
                 if let Some((p, sent)) = inflight.take() {
                     let again = self
                         .settle(dst, task, prog, p, sent)

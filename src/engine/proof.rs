@@ -154,6 +154,9 @@ impl Engine {
         task: &Task,
         claims: &mut Vec<Claim>,
     ) -> SResult<HashMap<u32, FetchedHash>> {
+        if claims.iter().any(|c| c.dst_uid.is_none()) {
+            self.find_copies(src, dst, task, claims)?;
+        }
         // Messages found already present never passed through btsx: hash the source's.
         let unhashed: Vec<u32> = claims
             .iter()
@@ -268,6 +271,59 @@ fn flags_by_uid(metas: Vec<crate::imap::MessageMeta>) -> HashMap<u32, Vec<String
             (m.uid, f)
         })
         .collect()
+}
+
+impl Engine {
+    /// A destination without UIDPLUS did not say where it stored the copies: find them by
+    /// identity among the folder's messages that no other claim names (a wrong match is
+    /// caught by the comparison that follows).
+    fn find_copies(
+        &self,
+        src: &mut Session,
+        dst: &mut Session,
+        task: &Task,
+        claims: &mut [Claim],
+    ) -> SResult<()> {
+        let known: std::collections::HashSet<u32> =
+            claims.iter().filter_map(|c| c.dst_uid).collect();
+        let info = dst.examine(&task.map.dest_wire).on(Side::Destination)?;
+        let mut idx = crate::index::Index::default();
+        let mut start = 1u32;
+        while start <= info.exists {
+            let end = start.saturating_add(1999).min(info.exists);
+            for h in dst
+                .fetch_headers_seq(&format!("{start}:{end}"))
+                .on(Side::Destination)?
+            {
+                if !known.contains(&h.uid) {
+                    idx.add_at(crate::index::identity(&h.headers, h.size), h.uid);
+                }
+            }
+            start = end.saturating_add(1);
+        }
+        let unknown: Vec<u32> = claims
+            .iter()
+            .filter(|c| c.dst_uid.is_none())
+            .map(|c| c.src_uid)
+            .collect();
+        src.examine(&task.map.source_wire).on(Side::Source)?;
+        let mut found = HashMap::new();
+        for chunk in unknown.chunks(CHUNK) {
+            let mut heads = src
+                .fetch_headers(&uid_set(chunk.iter().copied()))
+                .on(Side::Source)?;
+            heads.sort_by_key(|h| h.uid);
+            for h in heads {
+                if let Some(Some(u)) = idx.take_uid(&crate::index::identity(&h.headers, h.size)) {
+                    found.insert(h.uid, u);
+                }
+            }
+        }
+        for c in claims.iter_mut().filter(|c| c.dst_uid.is_none()) {
+            c.dst_uid = found.get(&c.src_uid).copied();
+        }
+        Ok(())
+    }
 }
 
 /// The destination's copies of `claims`, by destination UID (the folder is selected).

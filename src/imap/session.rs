@@ -883,7 +883,10 @@ impl Session {
             ));
         }
         let (status, info) = rest.split_once(' ').unwrap_or((rest, ""));
-        let outcome = if status.eq_ignore_ascii_case("OK") {
+        // APPENDUID belongs to UIDPLUS: a server that does not offer it is not believed.
+        let outcome = if status.eq_ignore_ascii_case("OK") && !self.caps.uidplus {
+            AppendOutcome::Stored(None)
+        } else if status.eq_ignore_ascii_case("OK") {
             pending
                 .uid_sets
                 .insert(tag.to_string(), parse_appenduid_set(info));
