@@ -24,7 +24,8 @@ pub use append::{AppendItem, AppendOutcome, Pending};
 pub use error::{Disposition, ImapError, Kind, Phase};
 pub use name::MailboxName;
 pub use ops::{
-    Bodies, DeleteOutcome, FolderInfo, ListStatus, ListedFolder, MessageHeaders, MessageMeta,
+    Bodies, DeleteOutcome, FetchedHash, FolderInfo, ListStatus, ListedFolder, MessageHeaders,
+    MessageMeta,
 };
 pub use session::{Auth, Caps, Credentials, Notice, NoticeKind, Session};
 pub use wire::{Timeouts, TlsOptions};
