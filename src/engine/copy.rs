@@ -394,8 +394,9 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
-        // A MULTIAPPEND answers once for the batch with the highest new UID (the last
-        // message's). The others had the UIDs just below only when the batch began at the
+        // A MULTIAPPEND whose APPENDUID set names every message gives each its own UID
+        // (see `append_finish`). Otherwise all carry the batch's highest new UID (the last
+        // message's); the others had the UIDs just below only when the batch began at the
         // UIDNEXT we saw: then they are mapped too, else only the last one.
         let n = outcomes.len() as u32;
         let multi_high = match outcomes.first() {
@@ -454,8 +455,9 @@ impl Engine {
         Ok(again)
     }
 
-    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND, the batch's highest); `map_to`:
-    /// the message's own destination UID when known for sure.
+    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND without a UID per message, the
+    /// batch's highest); `map_to`: the message's own destination UID when known for sure,
+    /// which is also where the proof reads the copy back (unknown: found by identity).
     fn stored(
         &self,
         prog: &mut FolderProgress,

@@ -17,7 +17,8 @@ pub struct AppendItem<'a> {
 /// The destination's answer to one APPEND.
 #[derive(Debug, Clone)]
 pub enum AppendOutcome {
-    /// Stored; the new UID (for a MULTIAPPEND, the highest of the batch) with UIDPLUS.
+    /// Stored; the new UID with UIDPLUS. For a MULTIAPPEND, each message's own UID when
+    /// the APPENDUID set names one per message, else the highest of the batch.
     Stored(Option<u32>),
     /// NO or BAD for this message alone.
     Refused(String),
