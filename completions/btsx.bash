@@ -433,7 +433,7 @@ _btsx() {
             return 0
             ;;
         btsx__subcmd__verify)
-            opts="-q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --include --exclude --folder-map --since --before --max-size --all-mail --json --quiet --color --help"
+            opts="-q -h --src-password-file --src-password-command --dst-password-file --dst-password-command --src-oauth2-token-file --src-oauth2-token-command --dst-oauth2-token-file --dst-oauth2-token-command --ca-file --src-ca-file --dst-ca-file --insecure --plaintext --timeout --include --exclude --folder-map --since --before --max-size --all-mail --deep --json --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

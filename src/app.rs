@@ -774,6 +774,7 @@ fn verify(args: VerifyArgs) -> i32 {
         folders: folder_filter,
         dates: date_filter,
         all_mail: args.filters.all_mail,
+        deep: args.deep,
         ..Options::default()
     };
     let engine = Engine::new(

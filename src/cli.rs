@@ -203,7 +203,9 @@ pub struct MigrateArgs {
     /// Create the folder tree; copy no messages.
     #[arg(long)]
     pub folders_only: bool,
-    /// After each folder, delete from the source the messages the destination confirmed.
+    /// After each folder, delete from the source the messages whose copy on the destination
+    /// was read back and proven the same (content hash and arrival date); the others stay
+    /// and are reported (exit 1). The proof costs one download of what is deleted.
     #[arg(long)]
     pub delete_source: bool,
     /// Do not ask before --delete-source (needed when stdin is not a terminal).
@@ -275,6 +277,10 @@ pub struct VerifyArgs {
     pub side: SideArgs,
     #[command(flatten)]
     pub filters: FilterArgs,
+    /// Also compare every message's content (hash), arrival date and flags and name the
+    /// messages the destination altered. Reads every message on both sides.
+    #[arg(long)]
+    pub deep: bool,
     /// JSON lines on stdout.
     #[arg(long)]
     pub json: bool,

@@ -105,6 +105,8 @@ pub struct FolderReport {
     pub bytes: u64,
     /// Removed from the source after the destination confirmed them (`--delete-source`).
     pub deleted_on_source: u64,
+    /// Kept on the source because the destination's copy differs (`--delete-source`).
+    pub altered: u64,
 }
 
 /// A message the destination refused, listed again in the summary.
@@ -128,6 +130,8 @@ pub struct Summary {
     pub messages_failed: u64,
     /// Removed from the source (`--delete-source`).
     pub messages_deleted_on_source: u64,
+    /// Kept on the source because the destination's copy differs (`--delete-source`).
+    pub messages_altered: u64,
     /// Bytes appended to the destination in this run.
     pub bytes_copied: u64,
     pub duration_ms: u64,
@@ -157,6 +161,7 @@ impl Summary {
             messages_skipped: 0,
             messages_failed: 0,
             messages_deleted_on_source: 0,
+            messages_altered: 0,
             bytes_copied: 0,
             duration_ms: 0,
             messages_per_minute: 0.0,
@@ -243,6 +248,17 @@ pub enum Event {
         message_id: Option<String>,
         reason: String,
     },
+    /// `--delete-source`: the destination's copy of a source message is not the same (read
+    /// back and compared), so the source message is kept.
+    MessageAltered {
+        folder: String,
+        uid: u32,
+        message_id: Option<String>,
+        /// Where the destination holds its copy, when known.
+        destination_uid: Option<u32>,
+        differences: Vec<crate::digest::Difference>,
+        reason: String,
+    },
     FolderFinished {
         folder: String,
         destination: String,
@@ -253,6 +269,7 @@ pub enum Event {
         failed: u64,
         bytes: u64,
         deleted_on_source: u64,
+        altered: u64,
         duration_ms: u64,
         /// Set when `status` is `failed`.
         reason: Option<String>,
@@ -285,6 +302,9 @@ pub enum Event {
         /// Source messages also in the destination (0 everywhere: the source is clean after
         /// `--delete-source`).
         in_both: u64,
+        /// `--deep`: copies whose content, arrival date or flags differ (each named in a
+        /// `message_altered` event).
+        altered: u64,
         /// Up to 20 of the missing messages.
         missing_messages: Vec<MissingMessage>,
         /// Messages in both whose system flags or keywords differ.
@@ -407,6 +427,8 @@ pub struct VerifySummary {
     pub destination_messages: u64,
     pub missing: u64,
     pub extra: u64,
+    /// `--deep`: copies whose content, arrival date or flags differ.
+    pub altered: u64,
     /// No source message is also in the destination (what `--delete-source` should leave).
     pub source_clean: bool,
     pub duration_ms: u64,
@@ -428,6 +450,7 @@ impl VerifySummary {
             destination_messages: 0,
             missing: 0,
             extra: 0,
+            altered: 0,
             source_clean: false,
             duration_ms: 0,
             error: Some(message),
@@ -450,6 +473,7 @@ impl Event {
             Event::Progress { .. } => "progress",
             Event::MessageSkipped { .. } => "message_skipped",
             Event::MessageFailed { .. } => "message_failed",
+            Event::MessageAltered { .. } => "message_altered",
             Event::FolderFinished { .. } => "folder_finished",
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",

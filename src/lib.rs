@@ -6,6 +6,7 @@
 pub mod app;
 pub mod batch;
 pub mod cli;
+pub mod digest;
 pub mod docs;
 pub mod endpoint;
 pub mod engine;

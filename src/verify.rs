@@ -22,6 +22,8 @@ struct Compared {
     in_both: u64,
     flags_differ: u64,
     date_differ: u64,
+    /// `--deep`: copies whose content, date or flags differ.
+    altered: u64,
 }
 
 impl Engine {
@@ -39,7 +41,8 @@ impl Engine {
                 let missing = sum(|c| c.missing);
                 let flags_differ = sum(|c| c.flags_differ);
                 let date_differ = sum(|c| c.date_differ);
-                let alike = missing == 0 && flags_differ == 0 && date_differ == 0;
+                let altered = sum(|c| c.altered);
+                let alike = missing == 0 && flags_differ == 0 && date_differ == 0 && altered == 0;
                 self.emit(Event::Phase {
                     phase: Phase::Complete,
                 });
@@ -62,6 +65,7 @@ impl Engine {
                     destination_messages: sum(|c| c.destination),
                     missing,
                     extra: sum(|c| c.extra),
+                    altered,
                     source_clean: sum(|c| c.in_both) == 0,
                     duration_ms: started.elapsed().as_millis() as u64,
                     error: None,
@@ -173,6 +177,7 @@ impl Engine {
         let (mut flags_differ, mut date_differ) = (0u64, 0u64);
         let mut missing = Vec::new();
         let mut differing = Vec::new();
+        let (mut altered, mut matched) = (0u64, Vec::new());
         for chunk in uids.chunks(WINDOW) {
             let wanted: HashMap<u32, Look> = pair
                 .src
@@ -195,8 +200,9 @@ impl Engine {
                     continue;
                 };
                 source += 1;
-                if let Some(got) = idx.take(&index::key(&h.headers, h.size), want) {
+                if let Some((dst_uid, got)) = idx.take(&index::identity(&h.headers, h.size), want) {
                     in_both += 1;
+                    matched.push((h.uid, dst_uid, index::message_id(&h.headers)));
                     flags_differ += u64::from(got.flags != want.flags);
                     date_differ += u64::from(got.date != want.date);
                     if got != *want && differing.len() < 20 {
@@ -219,6 +225,10 @@ impl Engine {
                     }
                 }
             }
+            if self.options().deep {
+                altered += self.deep_compare(pair, m, &matched)?;
+            }
+            matched.clear();
         }
         let c = Compared {
             source,
@@ -228,6 +238,7 @@ impl Engine {
             in_both,
             flags_differ,
             date_differ,
+            altered,
         };
         self.emit(Event::VerifyFolder {
             folder: m.source.clone(),
@@ -237,6 +248,7 @@ impl Engine {
             missing: c.missing,
             extra: c.extra,
             in_both: c.in_both,
+            altered: c.altered,
             missing_messages: missing,
             flags_differ: c.flags_differ,
             date_differ: c.date_differ,
@@ -269,20 +281,20 @@ fn look(m: &MessageMeta) -> Look {
     }
 }
 
-/// The destination folder as a multiset of keys, each copy with its look.
+/// The destination folder as a multiset of identities, each copy with its UID and look.
 #[derive(Default)]
-struct Copies(HashMap<index::Key, Vec<Look>>);
+struct Copies(HashMap<index::Key, Vec<(u32, Look)>>);
 
 impl Copies {
     /// Claim a copy of `k`: one that looks like `want` if there is one.
-    fn take(&mut self, k: &index::Key, want: &Look) -> Option<Look> {
+    fn take(&mut self, k: &index::Key, want: &Look) -> Option<(u32, Look)> {
         let v = self.0.get_mut(k)?;
-        let at = v.iter().position(|l| l == want).unwrap_or(0);
+        let at = v.iter().position(|(_, l)| l == want).unwrap_or(0);
         (!v.is_empty()).then(|| v.swap_remove(at))
     }
 }
 
-/// Read the selected destination folder: keys from the header fields, looks from FLAGS and
+/// Read the selected destination folder: identities from the header fields, looks from FLAGS and
 /// INTERNALDATE, in chunks so memory stays bounded by the folder's size in keys.
 fn copies(dst: &mut Session, exists: u32) -> Result<Copies, ImapError> {
     let mut out = Copies::default();
@@ -302,9 +314,9 @@ fn copies(dst: &mut Session, exists: u32) -> Result<Copies, ImapError> {
                 date: None,
             });
             out.0
-                .entry(index::key(&h.headers, h.size))
+                .entry(index::identity(&h.headers, h.size))
                 .or_default()
-                .push(l);
+                .push((h.uid, l));
         }
         start = end.saturating_add(1);
     }

@@ -367,7 +367,7 @@ fn resume_after_kill_9_cyrus_to_dovecot() {
 
 /// Documents, as a fixture for issue 15, what Cyrus 3.6 does to messages it accepts: every
 /// 8-bit header byte becomes 'X' (size unchanged) and an INTERNALDATE of exactly the epoch
-/// becomes the time of the APPEND. btsx copies them (exit 0) and does not notice yet. (Cyrus
+/// becomes the time of the APPEND. btsx copies them (exit 0) and warns (tests/proof.rs covers what btsx does about it). (Cyrus
 /// answers BAD to an APPEND dated before 1970, and wraps `01-Jan-1970 00:30:00 +0100`, which
 /// is before the epoch, to 2106.)
 #[test]

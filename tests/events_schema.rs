@@ -51,6 +51,7 @@ fn one_of_each() -> Vec<Event> {
         failed: 0,
         bytes: 10,
         deleted_on_source: 0,
+        altered: 0,
     };
     let events = vec![
         Event::Start {
@@ -113,6 +114,14 @@ fn one_of_each() -> Vec<Event> {
             message_id: None,
             reason: "r".into(),
         },
+        Event::MessageAltered {
+            folder: "a".into(),
+            uid: 1,
+            message_id: None,
+            destination_uid: Some(2),
+            differences: vec![btsx::digest::Difference::HeaderBytes],
+            reason: "r".into(),
+        },
         Event::FolderFinished {
             folder: "a".into(),
             destination: "a".into(),
@@ -123,6 +132,7 @@ fn one_of_each() -> Vec<Event> {
             failed: 0,
             bytes: 1,
             deleted_on_source: 0,
+            altered: 0,
             duration_ms: 1,
             reason: None,
         },
@@ -145,6 +155,7 @@ fn one_of_each() -> Vec<Event> {
             messages_skipped: 0,
             messages_failed: 0,
             messages_deleted_on_source: 0,
+            messages_altered: 0,
             bytes_copied: 10,
             duration_ms: 1,
             messages_per_minute: 1.0,
@@ -174,6 +185,7 @@ fn one_of_each() -> Vec<Event> {
             missing: 0,
             extra: 0,
             in_both: 1,
+            altered: 0,
             missing_messages: vec![],
             flags_differ: 0,
             date_differ: 0,
@@ -219,6 +231,7 @@ fn one_of_each() -> Vec<Event> {
             | Event::Progress { .. }
             | Event::MessageSkipped { .. }
             | Event::MessageFailed { .. }
+            | Event::MessageAltered { .. }
             | Event::FolderFinished { .. }
             | Event::Warning { .. }
             | Event::Error { .. }

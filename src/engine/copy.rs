@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::digest::ContentHash;
 
 impl Engine {
     /// One attempt at a folder. Until it ends with every APPEND answered, a checkpoint
@@ -113,6 +114,19 @@ impl Engine {
                 &present,
                 &mut inflight,
             )?;
+            // --delete-source: prove window by window, so claims never outgrow a window.
+            // (Without UIDPLUS copies are found through an index of the folder: once, at
+            // the end.)
+            if whole && self.opts.delete_source && prog.claims.len() >= WINDOW && dst.caps.uidplus {
+                if let Some((p, sent)) = inflight.take() {
+                    let again = self
+                        .settle(dst, task, prog, p, sent)
+                        .on(Side::Destination)?;
+                    self.resend_one_by_one(src, dst, task, prog, again)?;
+                }
+                self.prove(src, dst, task, prog)?;
+                dst.select(&task.map.dest_wire).on(Side::Destination)?;
+            }
             match window.last() {
                 Some(last) if whole => prog.ledger.passed(*last),
                 _ => {
@@ -126,6 +140,7 @@ impl Engine {
                 .settle(dst, task, prog, p, sent)
                 .on(Side::Destination)?;
             self.resend_one_by_one(src, dst, task, prog, again)?;
+            self.sample_check(dst, task, prog)?;
         }
         if walked_all && let Some(last) = last_uid {
             prog.ledger.passed(last);
@@ -181,8 +196,17 @@ impl Engine {
                 i += 1;
                 if let Some((id, d)) = present.get(&m.uid) {
                     self.skip(task, prog, m, id.clone(), SkipReason::AlreadyPresent);
-                    prog.confirmed.push(m.uid);
                     prog.mapped.push((m.uid, *d));
+                    self.claim(
+                        prog,
+                        proof::Claim {
+                            src_uid: m.uid,
+                            dst_uid: Some(*d),
+                            hash: None,
+                            date: m.internal_date,
+                            message_id: id.clone(),
+                        },
+                    );
                     continue;
                 }
                 if limit.is_some_and(|l| m.size > l) {
@@ -234,6 +258,7 @@ impl Engine {
                     .settle(dst, task, prog, p, sent)
                     .on(Side::Destination)?;
                 self.resend_one_by_one(src, dst, task, prog, again)?;
+                self.sample_check(dst, task, prog)?;
             }
             let bodies = match fetched {
                 Ok(b) => b,
@@ -349,6 +374,10 @@ impl Engine {
             uid: m.uid,
             size: body.map_or(m.size, |b| b.len() as u64),
             message_id: body.and_then(index::message_id),
+            // Hashed here, as the bytes pass through, for the proof.
+            hash: body
+                .filter(|_| self.opts.delete_source || !prog.sampled)
+                .map(ContentHash::of),
             system_flags,
             keywords,
             date: m.internal_date,
@@ -365,8 +394,9 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
-        // A MULTIAPPEND answers once for the batch with the highest new UID (the last
-        // message's). The others had the UIDs just below only when the batch began at the
+        // A MULTIAPPEND whose APPENDUID set names every message gives each its own UID
+        // (see `append_finish`). Otherwise all carry the batch's highest new UID (the last
+        // message's); the others had the UIDs just below only when the batch began at the
         // UIDNEXT we saw: then they are mapped too, else only the last one.
         let n = outcomes.len() as u32;
         let multi_high = match outcomes.first() {
@@ -425,8 +455,9 @@ impl Engine {
         Ok(again)
     }
 
-    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND, the batch's highest); `map_to`:
-    /// the message's own destination UID when known for sure.
+    /// `new_uid`: what APPENDUID said (for a MULTIAPPEND without a UID per message, the
+    /// batch's highest); `map_to`: the message's own destination UID when known for sure,
+    /// which is also where the proof reads the copy back (unknown: found by identity).
     fn stored(
         &self,
         prog: &mut FolderProgress,
@@ -437,7 +468,16 @@ impl Engine {
         if !prog.ledger.stored(s.uid, s.size) {
             return;
         }
-        prog.confirmed.push(s.uid);
+        self.claim(
+            prog,
+            proof::Claim {
+                src_uid: s.uid,
+                dst_uid: map_to,
+                hash: s.hash,
+                date: s.date,
+                message_id: s.message_id.clone(),
+            },
+        );
         if let Some(d) = map_to {
             prog.mapped.push((s.uid, d));
         }
@@ -470,7 +510,7 @@ impl Engine {
             return Ok(());
         }
         for Retry {
-            sent: s,
+            sent: mut s,
             mut reason,
             as_sent,
         } in again
@@ -507,6 +547,10 @@ impl Engine {
                 );
                 continue;
             };
+            // Sent without its bytes at hand (fetched alone): hash them now, for the proof.
+            if s.hash.is_none() && (self.opts.delete_source || !prog.sampled) {
+                s.hash = Some(ContentHash::of(body));
+            }
             // As sent first (when a whole batch was refused), then without keywords.
             let all: Vec<String> = s.system_flags.iter().chain(&s.keywords).cloned().collect();
             let mut attempts: Vec<&[String]> = Vec::new();
@@ -668,7 +712,7 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
-                idx.add(index::key(&h.headers, h.size), h.uid);
+                idx.add(index::identity(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
         }
@@ -713,7 +757,7 @@ fn match_source(
         };
         heads.sort_by_key(|h| h.uid);
         for h in heads {
-            if let Some(d) = idx.take(&index::key(&h.headers, h.size)) {
+            if let Some(d) = idx.take(&index::identity(&h.headers, h.size)) {
                 present.insert(h.uid, (index::message_id(&h.headers), d));
             }
         }
@@ -742,6 +786,8 @@ struct Sent {
     uid: u32,
     size: u64,
     message_id: Option<String>,
+    /// The content hash of what was sent (for the proof), when one is wanted.
+    hash: Option<ContentHash>,
     /// Keywords sent with it; when the destination refuses the message they are dropped
     /// for one more try (with the system flags and the date alone).
     keywords: Vec<String>,

@@ -14,6 +14,7 @@ mod flags;
 mod guard;
 mod late;
 mod ledger;
+mod proof;
 mod retry;
 mod scan;
 mod views;
@@ -71,6 +72,8 @@ pub struct Options {
     pub all_mail: AllMail,
     /// Bring the flags of messages copied earlier in line with the source.
     pub flag_sync: bool,
+    /// `verify --deep`: compare every message's content hash, date and flags.
+    pub deep: bool,
 }
 
 impl Default for Options {
@@ -92,6 +95,7 @@ impl Default for Options {
             verbose: false,
             all_mail: AllMail::default(),
             flag_sync: true,
+            deep: false,
         }
     }
 }
@@ -189,8 +193,14 @@ struct FolderProgress {
     uid_validity: Option<u32>,
     dest_uid_validity: Option<u32>,
     dest_uid_next: Option<u32>,
-    /// Source UIDs the destination is known to hold (for --delete-source).
+    /// Source UIDs the destination is known to hold and proven the same (for --delete-source).
     confirmed: Vec<u32>,
+    /// Copies to read back and compare: every one with --delete-source, a sample without.
+    claims: Vec<proof::Claim>,
+    /// The early sample of this folder was taken (see [`proof`]).
+    sampled: bool,
+    /// Kept on the source: the destination's copy differs.
+    altered: u64,
     deleted_on_source: u64,
     /// The last attempt ended with every APPEND answered (or sent none).
     attempt_done: bool,
@@ -457,6 +467,7 @@ impl Engine {
             messages_skipped: sum(|r| r.skipped),
             messages_failed: sum(|r| r.failed),
             messages_deleted_on_source: sum(|r| r.deleted_on_source),
+            messages_altered: sum(|r| r.altered),
             bytes_copied: sum(|r| r.bytes),
             duration_ms: elapsed.as_millis() as u64,
             messages_per_minute: sum(|r| r.copied) as f64 * 60.0 / secs,
@@ -574,6 +585,7 @@ impl Engine {
                     failed: 0,
                     bytes: t.bytes,
                     deleted_on_source: 0,
+                    altered: 0,
                 });
             }
             return Ok((Vec::new(), reports));
@@ -763,6 +775,7 @@ impl Engine {
                     failed: 0,
                     bytes: 0,
                     deleted_on_source: 0,
+                    altered: 0,
                 },
                 Vec::new(),
             ));
@@ -829,6 +842,7 @@ impl Engine {
                 failed: 0,
                 bytes: 0,
                 deleted_on_source: 0,
+                altered: 0,
             };
             self.emit(folder_finished(&rep, 0, None));
             return Ok((rep, Vec::new()));
@@ -926,13 +940,14 @@ impl Engine {
             && !self.cancelled()
             && let Some(p) = pair.as_mut()
         {
+            self.prove_claims(p, task, &mut prog);
             self.delete_confirmed(&mut p.src, task, &mut prog);
         }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
         } else if self.cancelled() && prog.ledger.tally().done() < task.messages {
             FolderStatus::Interrupted
-        } else if prog.ledger.tally().failed > 0 {
+        } else if prog.ledger.tally().failed > 0 || prog.altered > 0 {
             FolderStatus::Partial
         } else {
             FolderStatus::Complete
@@ -955,6 +970,7 @@ impl Engine {
             failed: prog.ledger.tally().failed,
             bytes: prog.ledger.tally().bytes,
             deleted_on_source: prog.deleted_on_source,
+            altered: prog.altered,
         };
         self.emit(folder_finished(
             &rep,
@@ -983,6 +999,7 @@ impl Engine {
             failed: messages,
             bytes: 0,
             deleted_on_source: 0,
+            altered: 0,
         };
         self.emit(folder_finished(&rep, 0, Some(reason)));
         rep
@@ -1120,6 +1137,7 @@ fn folder_finished(rep: &FolderReport, duration_ms: u64, reason: Option<String>)
         failed: rep.failed,
         bytes: rep.bytes,
         deleted_on_source: rep.deleted_on_source,
+        altered: rep.altered,
         duration_ms,
         reason,
     }

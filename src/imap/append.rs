@@ -17,7 +17,8 @@ pub struct AppendItem<'a> {
 /// The destination's answer to one APPEND.
 #[derive(Debug, Clone)]
 pub enum AppendOutcome {
-    /// Stored; the new UID (for a MULTIAPPEND, the highest of the batch) with UIDPLUS.
+    /// Stored; the new UID with UIDPLUS. For a MULTIAPPEND, each message's own UID when
+    /// the APPENDUID set names one per message, else the highest of the batch.
     Stored(Option<u32>),
     /// NO or BAD for this message alone.
     Refused(String),
@@ -129,12 +130,20 @@ impl Session {
         }
         let mut answers = Vec::with_capacity(pending.tags.len());
         let mut first_err: Option<ImapError> = None;
+        // The last answer's APPENDUID set, every UID (a MULTIAPPEND's names each message's).
+        let mut uids = Vec::new();
         for tag in &pending.tags {
             let r = pending.done.remove(tag).unwrap_or(StatusResp {
                 status: Status::No,
                 code: None,
                 text: "no answer".into(),
             });
+            uids = match &r.code {
+                Some(Code::AppendUid(_, set)) if r.status == Status::Ok && self.caps.uidplus => {
+                    uid_list(set)
+                }
+                _ => Vec::new(),
+            };
             match self.outcome(r) {
                 Ok(o) => answers.push(o),
                 Err(e) => {
@@ -155,6 +164,19 @@ impl Session {
                 Some(o) => o,
                 None => AppendOutcome::BatchRefused("no answer".into()),
             };
+            // RFC 4315: the set lists the new UIDs in the order the messages were sent. Only
+            // believed when it names exactly one distinct UID per message.
+            if matches!(outcome, AppendOutcome::Stored(_)) && uids.len() == n {
+                let mut distinct = uids.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() == n {
+                    return Ok(uids
+                        .into_iter()
+                        .map(|u| AppendOutcome::Stored(Some(u)))
+                        .collect());
+                }
+            }
             return Ok(vec![outcome; n]);
         }
         Ok(answers)
@@ -164,8 +186,9 @@ impl Session {
     /// on (over quota ends the job; `[UNAVAILABLE]` and kin are retried; `[TRYCREATE]`).
     fn outcome(&self, r: StatusResp) -> Result<AppendOutcome, ImapError> {
         if r.status == Status::Ok {
+            // APPENDUID belongs to UIDPLUS: a server that does not offer it is not believed.
             let uid = match &r.code {
-                Some(Code::AppendUid(_, set)) => max_uid(set),
+                Some(Code::AppendUid(_, set)) if self.caps.uidplus => max_uid(set),
                 _ => None,
             };
             return Ok(AppendOutcome::Stored(uid));
@@ -219,6 +242,25 @@ fn max_uid(set: &str) -> Option<u32> {
         .max()
 }
 
+/// Every UID of an APPENDUID set, in the order given ("3955,3960:3962"); empty when it does
+/// not parse or a range is implausibly large. A range is ascending whichever way it is
+/// written.
+fn uid_list(set: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in set.split(',') {
+        let bounds = part.split_once(':').unwrap_or((part, part));
+        let (Ok(a), Ok(b)) = (bounds.0.parse::<u32>(), bounds.1.parse::<u32>()) else {
+            return Vec::new();
+        };
+        let (lo, hi) = (a.min(b), a.max(b));
+        if hi - lo > 100_000 {
+            return Vec::new();
+        }
+        out.extend(lo..=hi);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +271,11 @@ mod tests {
         assert_eq!(max_uid("31:130"), Some(130));
         assert_eq!(max_uid("5,9:12,7"), Some(12));
         assert_eq!(max_uid("x"), None);
+        assert_eq!(uid_list("3955,3960:3962"), vec![3955, 3960, 3961, 3962]);
+        assert_eq!(uid_list("7"), vec![7]);
+        assert_eq!(uid_list("9:7"), vec![7, 8, 9]);
+        assert!(uid_list("x").is_empty());
+        assert!(uid_list("1:4000000").is_empty());
         assert!(needs_binary(b"a\0b"));
         assert!(!needs_binary(b"ab\x80"));
     }

@@ -25,7 +25,8 @@ pub(crate) use error::is_transient;
 pub use error::{Disposition, ImapError, Kind, Phase};
 pub use name::MailboxName;
 pub use ops::{
-    Bodies, DeleteOutcome, FolderInfo, ListStatus, ListedFolder, MessageHeaders, MessageMeta,
+    Bodies, DeleteOutcome, FetchedHash, FolderInfo, ListStatus, ListedFolder, MessageHeaders,
+    MessageMeta,
 };
 pub use session::{Auth, Caps, Credentials, Notice, NoticeKind, Session};
 pub use wire::{Timeouts, TlsOptions};

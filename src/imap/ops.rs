@@ -6,7 +6,7 @@ use super::encode::Command;
 use super::error::ImapError;
 use super::name::MailboxName;
 use super::parse::{Body, Code, Response};
-use super::session::Session;
+use super::session::{Done, Session};
 
 /// A folder as LIST reports it.
 #[derive(Debug, Clone)]
@@ -63,6 +63,14 @@ pub struct MessageHeaders {
     pub uid: u32,
     pub size: u64,
     pub headers: Vec<u8>,
+}
+
+/// One message read back by [`Session::fetch_hashes`].
+#[derive(Debug, Clone)]
+pub struct FetchedHash {
+    pub uid: u32,
+    pub internal_date: Option<DateTime<FixedOffset>>,
+    pub hash: crate::digest::ContentHash,
 }
 
 /// What `delete_messages` could do.
@@ -350,6 +358,83 @@ impl Session {
             self.restore_nuls(&mut bodies)?;
         }
         Ok(bodies)
+    }
+
+    /// The INTERNALDATE and content hash of each message in `uids` (UID FETCH), for the
+    /// proof (issue 15). Each body streams into one reused buffer and is hashed as soon as
+    /// its response is read: memory stays at the largest message, whatever the count.
+    /// Messages the server does not return are absent from the answer.
+    ///
+    /// `BODY.PEEK[]`, as the copy reads the source (with the same NUL repair where the
+    /// server offers BINARY): `BINARY.PEEK[]` alone is not the stored bytes (Dovecot decodes
+    /// every part's Content-Transfer-Encoding in it), so it cannot be compared with what
+    /// was sent.
+    pub fn fetch_hashes(&mut self, uids: &str) -> Result<Vec<FetchedHash>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tag = self.tag();
+        let cmd = Command::new("UID FETCH").raw(&format!(" {uids} (UID INTERNALDATE BODY.PEEK[])"));
+        let mut wire = Vec::new();
+        let mut done = Done::new();
+        self.send(&tag, cmd, &mut wire, &mut done, &mut |_| {})?;
+        self.write(&wire)?;
+        self.flush()?;
+        let addr = self.addr.clone();
+        let mut out = Vec::new();
+        // Bodies with a stray 0x80 (maybe a NUL served by Dovecot): read again below.
+        let mut suspects = Vec::new();
+        let mut body = Vec::new();
+        while !done.contains_key(&tag) {
+            body.clear();
+            let got = self.next(Some(&mut body), |r| match r {
+                Response::Tagged(t, s) => {
+                    done.insert(t, s);
+                    Ok(None)
+                }
+                Response::Continue(_) => Err(ImapError::new(
+                    super::error::Kind::Protocol,
+                    format!("{addr}: unexpected continuation request"),
+                )),
+                Response::Fetch(_, f) => Ok(match (f.uid, f.section("BODY[]")) {
+                    (Some(uid), Some(Body::External(start, len))) => Some((
+                        uid,
+                        f.internal_date.as_deref().and_then(parse_date),
+                        *start,
+                        *len,
+                    )),
+                    _ => None,
+                }),
+                _ => Ok(None),
+            })??;
+            if let Some((uid, internal_date, start, len)) = got
+                && let Some(bytes) = body.get(start..start + len)
+            {
+                if self.caps.binary && has_stray_0x80(bytes) {
+                    suspects.push(out.len());
+                }
+                out.push(FetchedHash {
+                    uid,
+                    internal_date,
+                    hash: crate::digest::ContentHash::of(bytes),
+                });
+            }
+        }
+        let r = done
+            .remove(&tag)
+            .ok_or_else(|| ImapError::new(super::error::Kind::Protocol, "answer lost"))?;
+        if r.status != super::parse::Status::Ok {
+            return Err(ImapError::from_status(&r, &self.addr));
+        }
+        // Rare: read those again as the copy does (BODY[] with its NULs restored).
+        for i in suspects {
+            let uid = out[i].uid;
+            let again = self.fetch_bodies(&uid.to_string(), Vec::new(), 0)?;
+            if let Some((_, bytes)) = again.iter().find(|(u, _)| *u == uid) {
+                out[i].hash = crate::digest::ContentHash::of(bytes);
+            }
+        }
+        Ok(out)
     }
 
     /// Dovecot serves a NUL byte as 0x80 in `BODY[]`; `BINARY[]` (RFC 3516) has the stored

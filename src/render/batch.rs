@@ -184,6 +184,17 @@ impl BatchView {
                     self.bad.apply_to("✗")
                 ));
             }
+            Event::MessageAltered {
+                folder,
+                uid,
+                reason,
+                ..
+            } => {
+                self.line(format!(
+                    "{} [{job}] Altered copy: {folder} UID {uid}: {reason}",
+                    self.warn.apply_to("⚠")
+                ));
+            }
             Event::Summary(s) => {
                 st.running.remove(job);
                 st.finished += 1;
@@ -198,9 +209,17 @@ impl BatchView {
                         humantime::format_duration(Duration::from_secs(s.duration_ms / 1000))
                     ),
                     RunStatus::Partial => format!(
-                        "{} [{job}] finished with {} failed messages",
+                        "{} [{job}] finished with {} failed messages{}",
                         self.warn.apply_to("⚠"),
-                        s.messages_failed
+                        s.messages_failed,
+                        if s.messages_altered > 0 {
+                            format!(
+                                ", {} kept on the source (the destination's copy differs)",
+                                s.messages_altered
+                            )
+                        } else {
+                            String::new()
+                        }
                     ),
                     RunStatus::Interrupted => {
                         format!("{} [{job}] interrupted", self.warn.apply_to("⚠"))

@@ -112,6 +112,7 @@ fn finished(folder: &str, dest: &str, status: FolderStatus, copied: u64, failed:
         failed,
         bytes: 5 * 1024 * 1024 + 300 * 1024,
         deleted_on_source: 0,
+        altered: 0,
         duration_ms: 4200,
         reason: (status == FolderStatus::Failed).then(|| "NO [CANNOT] bad name".to_string()),
     }
@@ -268,6 +269,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         missing: 0,
         extra: 0,
         in_both: 10,
+        altered: 0,
         missing_messages: Vec::new(),
         flags_differ: 0,
         date_differ: 0,
@@ -281,6 +283,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         missing: 2,
         extra: 1,
         in_both: 898,
+        altered: 0,
         missing_messages: vec![MissingMessage {
             uid: 19,
             message_id: Some("<bad@example.com>".into()),
@@ -321,6 +324,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         failed: 0,
         bytes: 1024 * 1024,
         deleted_on_source: 0,
+        altered: 0,
     }];
     summary.failures = vec![FailureReport {
         folder: "INBOX".into(),
@@ -337,6 +341,7 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         destination_messages: 908,
         missing: 2,
         extra: 1,
+        altered: 0,
         source_clean: false,
         duration_ms: 1000,
         error: None,

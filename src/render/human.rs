@@ -370,6 +370,12 @@ impl HumanSink {
             "  Messages:       {} copied, {} already present or skipped, {} failed (of {})\n",
             s.messages_copied, s.messages_skipped, s.messages_failed, s.messages_total
         ));
+        if s.messages_altered > 0 {
+            out.push_str(&format!(
+                "  Kept on source: {} (the destination's copy differs; see above)\n",
+                s.messages_altered
+            ));
+        }
         out.push_str(&format!("  Size:           {}\n", bytes(s.bytes_copied)));
         out.push_str(&format!(
             "  Duration:       {}\n",
@@ -414,6 +420,10 @@ impl HumanSink {
             for (l, f) in rows {
                 let status = match f.status {
                     FolderStatus::Complete => self.ok.apply_to("✓ complete".to_string()),
+                    FolderStatus::Partial if f.altered > 0 => self.warn.apply_to(format!(
+                        "⚠ partial ({} failed, {} kept: altered copy)",
+                        f.failed, f.altered
+                    )),
                     FolderStatus::Partial => self
                         .warn
                         .apply_to(format!("⚠ partial ({} failed)", f.failed)),
@@ -742,6 +752,22 @@ impl Sink for HumanSink {
                     format!("Error copying message: {folder} UID {uid}{id}: {reason}"),
                 );
             }
+            Event::MessageAltered {
+                folder,
+                uid,
+                message_id,
+                reason,
+                ..
+            } => {
+                let id = message_id
+                    .as_ref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
+                self.warn_line(
+                    st,
+                    format!("Altered copy: {folder} UID {uid}{id}: {reason}"),
+                );
+            }
             Event::FolderFinished {
                 folder,
                 destination,
@@ -751,6 +777,7 @@ impl Sink for HumanSink {
                 failed,
                 bytes: size,
                 reason,
+                altered,
                 ..
             } => {
                 if let Some(live) = &mut st.live
@@ -759,12 +786,17 @@ impl Sink for HumanSink {
                     b.finish_and_clear();
                 }
                 let present = st.skipped_present.remove(folder).unwrap_or(0);
-                let extra = if present > 0 {
+                let mut extra = if present > 0 {
                     format!(", {present} already present")
                 } else {
                     String::new()
                 };
                 let name = label(folder, destination);
+                if *altered > 0 {
+                    extra.push_str(&format!(
+                        ", {altered} kept on the source (the destination's copy differs)"
+                    ));
+                }
                 match status {
                     FolderStatus::Complete if *messages > 0 => self.ok_line(
                         st,
@@ -874,9 +906,18 @@ impl Sink for HumanSink {
                 flags_differ,
                 date_differ,
                 differing_messages,
+                altered,
                 ..
             } => {
                 let name = label(folder, destination);
+                if *altered > 0 {
+                    self.err_line(
+                        st,
+                        format!(
+                            "{name}: the destination altered {altered} of its copies (listed above)"
+                        ),
+                    );
+                }
                 if *flags_differ > 0 || *date_differ > 0 {
                     self.err_line(
                         st,
@@ -940,8 +981,16 @@ impl Sink for HumanSink {
                         v.source_messages, v.folders
                     )),
                     VerifyStatus::Mismatch => self.bad.apply_to(format!(
-                        "Mismatch: of {} source messages, {} are missing in the destination, {} have other flags, {} another date",
-                        v.source_messages, v.missing, v.flags_differ, v.date_differ
+                        "Mismatch: of {} source messages, {} are missing in the destination, {} have other flags, {} another date{}",
+                        v.source_messages,
+                        v.missing,
+                        v.flags_differ,
+                        v.date_differ,
+                        if v.altered > 0 {
+                            format!(", {} copies differ from the source", v.altered)
+                        } else {
+                            String::new()
+                        }
                     )),
                     VerifyStatus::Partial => self.bad.apply_to(format!(
                         "Incomplete: {} folders could not be verified; nothing is missing in the {} compared",
