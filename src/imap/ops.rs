@@ -246,6 +246,11 @@ impl Session {
         }
         let cmd =
             Command::new("UID FETCH").raw(&format!(" {uids} (UID RFC822.SIZE FLAGS INTERNALDATE)"));
+        self.metas(cmd)
+    }
+
+    /// The answers of a metadata FETCH, in UID order (dates only where asked for).
+    fn metas(&mut self, cmd: Command<'_>) -> Result<Vec<MessageMeta>, ImapError> {
         let mut out: Vec<MessageMeta> = Vec::new();
         self.run(cmd, None, |r| {
             let Response::Fetch(_, f) = r else { return };
@@ -671,27 +676,7 @@ impl Session {
         let cmd = Command::new("UID FETCH").raw(&format!(
             " 1:* (UID RFC822.SIZE FLAGS) (CHANGEDSINCE {modseq})"
         ));
-        let mut out: Vec<MessageMeta> = Vec::new();
-        self.run(cmd, None, |r| {
-            let Response::Fetch(_, f) = r else { return };
-            let (Some(uid), Some(size)) = (f.uid, f.size) else {
-                return;
-            };
-            out.push(MessageMeta {
-                uid,
-                size,
-                flags: f
-                    .flags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|x| !x.eq_ignore_ascii_case("\\Recent") && x != "\\*")
-                    .collect(),
-                internal_date: None,
-            });
-        })?;
-        out.sort_by_key(|m| m.uid);
-        out.dedup_by_key(|m| m.uid);
-        Ok(out)
+        self.metas(cmd)
     }
 
     /// Every folder's STATUS in one command (LIST-STATUS, RFC 5819), with HIGHESTMODSEQ;
