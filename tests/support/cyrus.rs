@@ -2,11 +2,11 @@
 //! Classic namespace: personal folders are `INBOX.name`, the separator is '.'.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{DEFAULT_USER, Digest, RawImap, python3, quote, root, run, script};
+use super::{DEFAULT_USER, Digest, imap_transcript, root, run, script, script_json};
 
 /// The IMAP admin every instance has (it creates the users' INBOXes).
 pub const CYRUS_ADMIN: (&str, &str) = ("admin", "admin-pw");
@@ -115,62 +115,32 @@ impl Cyrus {
 
     /// Runs scripts/genmail.py against this server; returns its JSON summary.
     pub fn generate(&self, user: &str, args: &[&str]) -> serde_json::Value {
-        let out = self.python("genmail.py", user, args);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "genmail.py printed bad JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        script_json(
+            "genmail.py",
+            self.imap_port,
+            user,
+            &self.password(user),
+            args,
+            || format!("--- Cyrus master.log ---\n{}", self.log()),
+        )
     }
 
     /// Runs scripts/digest.py (plain IMAP) against this server.
     pub fn digest(&self, user: &str) -> Digest {
-        let out = self.python("digest.py", user, &[]);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "digest.py printed bad JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    fn python(&self, name: &str, user: &str, args: &[&str]) -> Output {
-        let out = run(python3()
-            .arg(script(name))
-            .arg("--port")
-            .arg(self.imap_port.to_string())
-            .arg("--user")
-            .arg(user)
-            .arg("--password")
-            .arg(self.password(user))
-            .args(args)
-            .stdin(Stdio::null()));
-        if !out.status.success() {
-            panic!(
-                "{name} {args:?} failed against Cyrus ({}):\n{}\n--- master.log ---\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.log()
-            );
-        }
-        out
+        script_json(
+            "digest.py",
+            self.imap_port,
+            user,
+            &self.password(user),
+            &[],
+            || format!("--- Cyrus master.log ---\n{}", self.log()),
+        )
     }
 
     /// Logs in as `user` over plain IMAP, runs `commands` and returns the transcript (see
     /// [`super::Dovecot::imap`]).
     pub fn imap(&self, user: &str, commands: &[&str]) -> String {
-        let mut s = RawImap::connect(self.imap_port);
-        let login = format!("LOGIN {} {}", quote(user), quote(&self.password(user)));
-        let (ok, t) = s.run("t0", &login);
-        assert!(ok, "IMAP LOGIN as {user} failed:\n{t}");
-        let mut transcript = String::new();
-        for (i, c) in commands.iter().enumerate() {
-            let (_, t) = s.run(&format!("t{}", i + 1), c);
-            transcript.push_str(&t);
-        }
-        let _ = s.run("t99999", "LOGOUT");
-        transcript
+        imap_transcript(self.imap_port, user, &self.password(user), commands)
     }
 
     /// Stops the server now (idempotent; drop does it anyway).

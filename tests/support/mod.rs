@@ -171,46 +171,26 @@ impl Dovecot {
     /// Runs scripts/genmail.py against this server; returns its JSON summary
     /// `{"folders": n, "messages": n, "bytes": n}`.
     pub fn generate(&self, user: &str, args: &[&str]) -> serde_json::Value {
-        let out = self.python("genmail.py", user, args);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "genmail.py printed bad JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        script_json(
+            "genmail.py",
+            self.imap_port,
+            user,
+            &self.password(user),
+            args,
+            || format!("--- dovecot.log ---\n{}", self.log()),
+        )
     }
 
     /// Runs scripts/digest.py (plain IMAP) against this server.
     pub fn digest(&self, user: &str) -> Digest {
-        let out = self.python("digest.py", user, &[]);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "digest.py printed bad JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
-    }
-
-    fn python(&self, name: &str, user: &str, args: &[&str]) -> Output {
-        let out = run(python3()
-            .arg(script(name))
-            .arg("--port")
-            .arg(self.imap_port.to_string())
-            .arg("--user")
-            .arg(user)
-            .arg("--password")
-            .arg(self.password(user))
-            .args(args)
-            .stdin(Stdio::null()));
-        if !out.status.success() {
-            panic!(
-                "{name} {args:?} failed ({}):\n{}\n--- dovecot.log ---\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                self.log()
-            );
-        }
-        out
+        script_json(
+            "digest.py",
+            self.imap_port,
+            user,
+            &self.password(user),
+            &[],
+            || format!("--- dovecot.log ---\n{}", self.log()),
+        )
     }
 
     /// Logs in as `user` over plain IMAP, runs `commands` (untagged, e.g.
@@ -220,17 +200,7 @@ impl Dovecot {
     /// (`C: t1 SELECT INBOX`), server responses prefixed `S: `. NO/BAD answers
     /// are recorded, not fatal; a failing LOGIN panics.
     pub fn imap(&self, user: &str, commands: &[&str]) -> String {
-        let mut s = RawImap::connect(self.imap_port);
-        let login = format!("LOGIN {} {}", quote(user), quote(&self.password(user)));
-        let (ok, t) = s.run("t0", &login);
-        assert!(ok, "IMAP LOGIN as {user} failed:\n{t}");
-        let mut transcript = String::new();
-        for (i, c) in commands.iter().enumerate() {
-            let (_, t) = s.run(&format!("t{}", i + 1), c);
-            transcript.push_str(&t);
-        }
-        let _ = s.run("t99999", "LOGOUT");
-        transcript
+        imap_transcript(self.imap_port, user, &self.password(user), commands)
     }
 
     /// Stops the server now (idempotent; drop does it anyway).
@@ -436,6 +406,58 @@ pub fn python3() -> Command {
 /// Path of a helper script in scripts/ (e.g. `script("digest.py")`).
 pub fn script(name: &str) -> PathBuf {
     root().join("scripts").join(name)
+}
+
+/// Runs a Python helper of scripts/ (genmail.py, digest.py) against a plain IMAP port and
+/// parses the JSON it prints; a failure panics with the helper's stderr and `log()`.
+fn script_json<T: serde::de::DeserializeOwned>(
+    name: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    log: impl Fn() -> String,
+) -> T {
+    let out = run(python3()
+        .arg(script(name))
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--user")
+        .arg(user)
+        .arg("--password")
+        .arg(password)
+        .args(args)
+        .stdin(Stdio::null()));
+    if !out.status.success() {
+        panic!(
+            "{name} {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            log()
+        );
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{name} printed bad JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Logs in as `user` over plain IMAP, runs `commands`, logs out: the transcript (see
+/// [`Dovecot::imap`]).
+fn imap_transcript(port: u16, user: &str, password: &str, commands: &[&str]) -> String {
+    let mut s = RawImap::connect(port);
+    let login = format!("LOGIN {} {}", quote(user), quote(password));
+    let (ok, t) = s.run("t0", &login);
+    assert!(ok, "IMAP LOGIN as {user} failed:\n{t}");
+    let mut transcript = String::new();
+    for (i, c) in commands.iter().enumerate() {
+        let (_, t) = s.run(&format!("t{}", i + 1), c);
+        transcript.push_str(&t);
+    }
+    let _ = s.run("t99999", "LOGOUT");
+    transcript
 }
 
 fn run(cmd: &mut Command) -> Output {
