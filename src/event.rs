@@ -345,6 +345,18 @@ pub enum Event {
         /// Messages whose flags changed on the destination.
         updated: u64,
     },
+    /// A server said it has too many connections, throttles or is unavailable: the run uses
+    /// fewer connection pairs from now on (one event per change; never below one).
+    ConnectionsReduced {
+        /// The server that said so.
+        side: Side,
+        host: String,
+        /// Connection pairs allowed before and from now on.
+        from: usize,
+        to: usize,
+        /// What the server said.
+        reason: String,
+    },
 }
 
 /// One account's line in a batch summary.
@@ -484,6 +496,7 @@ impl Event {
             Event::BatchSummary(_) => "batch_summary",
             Event::Views { .. } => "views",
             Event::FlagsSynced { .. } => "flags_synced",
+            Event::ConnectionsReduced { .. } => "connections_reduced",
         }
     }
 }

@@ -218,6 +218,13 @@ fn one_of_each() -> Vec<Event> {
             destination: "a".into(),
             updated: 1,
         },
+        Event::ConnectionsReduced {
+            side: Side::Destination,
+            host: "h".into(),
+            from: 4,
+            to: 3,
+            reason: "too many connections".into(),
+        },
     ];
     // Adding a variant without listing it here fails to compile.
     for e in &events {
@@ -241,7 +248,8 @@ fn one_of_each() -> Vec<Event> {
             | Event::VerifySummary(_)
             | Event::BatchSummary(_)
             | Event::Views { .. }
-            | Event::FlagsSynced { .. } => {}
+            | Event::FlagsSynced { .. }
+            | Event::ConnectionsReduced { .. } => {}
         }
     }
     events

@@ -271,7 +271,7 @@ impl Engine {
                     return Err(e).on(Side::Source);
                 }
                 // The source would not give one of them: the others must not sink with it.
-                Err(e) if e.kind == Kind::No => {
+                Err(e) if source_refused(&e) => {
                     prog.ledger.sent(batch.iter().map(|m| m.uid));
                     let singles = batch
                         .iter()
@@ -518,7 +518,7 @@ impl Engine {
             prog.ledger.sent([s.uid]);
             let bodies = match src.fetch_bodies(&s.uid.to_string(), Vec::new(), s.size as usize) {
                 Ok(b) => b,
-                Err(e) if e.kind == Kind::No => {
+                Err(e) if source_refused(&e) => {
                     self.fail(
                         task,
                         prog,
@@ -765,9 +765,24 @@ fn match_source(
     Ok(present)
 }
 
-/// The server said BYE (not a cut or a timeout): something in the request made it stop.
+/// The server said BYE (not a cut or a timeout): something in the request made it stop —
+/// unless the BYE is a provider signal (too many connections, the bandwidth cap), which is
+/// about the account, not the messages.
 fn closed_by_server(e: &ImapError) -> bool {
-    e.kind == Kind::Dropped && e.message.contains("closed the session")
+    e.kind == Kind::Dropped
+        && e.message.contains("closed the session")
+        && e.signal(Side::Source, crate::imap::Phase::Fetch).is_none()
+}
+
+/// The source answered NO about these messages; not "not now" (`[UNAVAILABLE]`,
+/// `[THROTTLED]` …: retried) nor its bandwidth cap (the run stops), which say nothing
+/// about them.
+fn source_refused(e: &ImapError) -> bool {
+    e.kind == Kind::No
+        && !matches!(
+            e.disposition(Side::Source, crate::imap::Phase::Fetch),
+            crate::imap::Disposition::Retry | crate::imap::Disposition::Interrupt
+        )
 }
 
 /// Source UIDs per window: the metadata of this many messages is held at once.

@@ -2,11 +2,14 @@
 //! end the job. One function decides, from the side, the phase and the error, so the rules
 //! live in one table (it can move into the IMAP layer once errors carry response codes).
 
-use super::{Engine, Pair, SResult, SideErr};
-use crate::event::Side;
+use std::sync::atomic::Ordering;
+
+use super::connections::Lowering;
+use super::{Engine, Pair, SResult, SideErr, retry};
+use crate::event::{Event, Side};
 #[cfg(test)]
 use crate::imap::Kind;
-use crate::imap::{self, ImapError, Phase};
+use crate::imap::{self, ImapError, Phase, Signal};
 
 /// The kind of command that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,27 +34,33 @@ pub(crate) enum Disposition {
     FailMessage,
     /// Nothing can go on: end the job with this exit code.
     EndJob(i32),
+    /// Nothing more can be done now (the bandwidth cap): the run stops as interrupted.
+    Interrupt,
 }
 
 /// The engine's view of the one table, [`ImapError::disposition`] (side, phase, response
 /// code): what a folder's step does about an error. Account-wide commands such as LIST are
 /// not in it: without them nothing can go on.
 pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
-    let phase = match (op, side) {
-        (Op::Open, _) => Phase::Open,
-        (Op::Create, _) => Phase::Create,
-        (Op::Copy, Side::Source) => Phase::Fetch,
-        (Op::Copy, Side::Destination) => Phase::Append,
-    };
-    match err.disposition(side, phase) {
+    match err.disposition(side, phase(side, op)) {
         imap::Disposition::Retry => Disposition::Retry,
         imap::Disposition::EndJob(code) => Disposition::EndJob(code),
+        imap::Disposition::Interrupt => Disposition::Interrupt,
         // A step of one folder: what fails a message, a vanished folder or one to create
         // again is decided by the copy itself; here the folder's step fails alone.
         imap::Disposition::FailFolder
         | imap::Disposition::FailMessage
         | imap::Disposition::FolderGone
         | imap::Disposition::CreateAndRetry => Disposition::FailFolder,
+    }
+}
+
+fn phase(side: Side, op: Op) -> Phase {
+    match (op, side) {
+        (Op::Open, _) => Phase::Open,
+        (Op::Create, _) => Phase::Create,
+        (Op::Copy, Side::Source) => Phase::Fetch,
+        (Op::Copy, Side::Destination) => Phase::Append,
     }
 }
 
@@ -73,7 +82,7 @@ impl Engine {
                 Err(e) => e,
             };
             match disposition(&e.err, e.side, op) {
-                Disposition::EndJob(_) => return Err(e),
+                Disposition::EndJob(_) | Disposition::Interrupt => return Err(e),
                 Disposition::FailFolder | Disposition::FailMessage => return Ok(Err(e)),
                 Disposition::Retry => {
                     let give_up = attempt >= self.opts.retries || self.cancelled();
@@ -91,6 +100,67 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// A server said too many connections, throttled or unavailable (the table's
+    /// [`Signal::FewerConnections`]): use one connection pair fewer for the rest of the run,
+    /// saying so once per change. The caller backs off before it reconnects.
+    pub(crate) fn slow_down(&self, e: &SideErr, op: Op) -> Option<Lowering> {
+        if e.err.signal(e.side, phase(e.side, op)) != Some(Signal::FewerConnections) {
+            return None;
+        }
+        let lowering = self.conns.lower();
+        if let Lowering::Lowered { from, to } = lowering {
+            self.emit(Event::ConnectionsReduced {
+                side: e.side,
+                host: self.server(e.side).endpoint.host.clone(),
+                from,
+                to,
+                reason: e.err.message.clone(),
+            });
+        }
+        Some(lowering)
+    }
+
+    /// A worker's login was refused for too many connections: once a worker over the
+    /// lowered limit has left, it goes on (after a short backoff) without spending its
+    /// retries. `false`: not that refusal, or no worker of ours will leave (the connections
+    /// are someone else's), so the budget decides.
+    pub(crate) fn login_refused_for_now(&self, e: &SideErr) -> bool {
+        match self.slow_down(e, Op::Open) {
+            Some(Lowering::Lowered { .. } | Lowering::Pending) => {
+                if !self.conns.wait_settled(|| self.cancelled()) {
+                    return false;
+                }
+                // A connection just logged out may still count at the server for a moment.
+                self.pause(retry::backoff(1));
+                true
+            }
+            Some(Lowering::Floor) | None => false,
+        }
+    }
+
+    /// The account's bandwidth cap (the table's [`Signal::Capped`]): every worker stops as on
+    /// Ctrl-C, the state is saved, and the run ends as interrupted with the resume hint. Says
+    /// why once. `false` for any other error.
+    pub(crate) fn stop_if_capped(&self, e: &SideErr) -> bool {
+        if e.err.signal(e.side, Phase::Fetch) != Some(Signal::Capped) {
+            return false;
+        }
+        if !self.capped.swap(true, Ordering::SeqCst) {
+            self.emit(Event::Warning {
+                message: format!(
+                    "the {} server {} has reached the account's bandwidth limit ({}); stopping now: run again later (the provider lifts the limit within hours to a day) to go on where this run stopped",
+                    e.side.label(),
+                    self.server(e.side).endpoint.host,
+                    e.err.message
+                ),
+                folder: None,
+            });
+        }
+        true
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod connections;
 mod copy;
 pub(crate) use copy::WINDOW;
 mod disposition;
@@ -242,6 +243,10 @@ pub struct Engine {
     warnings: Vec<String>,
     /// Server notices already shown: every connection hears the same login ALERT.
     notices_seen: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// How many connection pairs the servers let us use now.
+    conns: connections::Connections,
+    /// A server's bandwidth cap stopped the run: it ends as interrupted, like Ctrl-C.
+    capped: AtomicBool,
 }
 
 impl Engine {
@@ -253,6 +258,7 @@ impl Engine {
         cancel: Arc<AtomicBool>,
         state: Option<Arc<StateStore>>,
     ) -> Engine {
+        let jobs = opts.jobs;
         Engine {
             src,
             dst,
@@ -270,6 +276,8 @@ impl Engine {
             },
             warnings: Vec::new(),
             notices_seen: Arc::default(),
+            conns: connections::Connections::new(jobs),
+            capped: AtomicBool::new(false),
         }
     }
 
@@ -290,8 +298,9 @@ impl Engine {
         }
     }
 
+    /// Ctrl-C, SIGTERM, or a server's bandwidth cap: stop taking work.
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.cancel.load(Ordering::SeqCst) || self.capped.load(Ordering::SeqCst)
     }
 
     fn connect(&self, side: Side, report: bool) -> SResult<Session> {
@@ -410,6 +419,8 @@ impl Engine {
         let result = self.run_inner(&mut reports, &mut failures);
         let (status, code, error) = match result {
             Ok(()) if self.cancelled() => (RunStatus::Interrupted, exit::INTERRUPTED, None),
+            // The bandwidth cap before the copy began: resumable all the same.
+            Err(e) if self.stop_if_capped(&e) => (RunStatus::Interrupted, exit::INTERRUPTED, None),
             Ok(()) => {
                 let bad = reports
                     .iter()
@@ -502,6 +513,7 @@ impl Engine {
             .and_then(|mut main| self.prepare(&mut main).map(|p| (main, p)));
             match result {
                 Ok(p) => break p,
+                Err(e) if self.stop_if_capped(&e) => return Err(e),
                 Err(e)
                     if e.err.is_recoverable()
                         && attempt < self.opts.retries
@@ -718,14 +730,20 @@ impl Engine {
         let results = Mutex::new(Vec::new());
         let fatal: Mutex<Option<SideErr>> = Mutex::new(None);
         let stop = AtomicBool::new(false);
-        let jobs = self.opts.jobs.max(1);
+        // After a server asked for fewer connections, a later pass starts fewer workers.
+        let jobs = self.opts.jobs.max(1).min(self.conns.allowed());
         let main = Mutex::new(main);
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 scope.spawn(|| {
                     let mut pair: Option<Pair> = main.lock().ok().and_then(|mut m| m.take());
+                    let mut seat = self.conns.seat();
                     loop {
                         if stop.load(Ordering::SeqCst) || self.cancelled() {
+                            break;
+                        }
+                        // A server asked for fewer connections: one worker too many stops.
+                        if self.conns.leave_if_over(&mut seat) {
                             break;
                         }
                         let next = queue.lock().ok().and_then(|mut q| q.next());
@@ -869,6 +887,10 @@ impl Engine {
                 }
                 match self.reopen(budget.attempt()) {
                     Ok(p) => *pair = Some(p),
+                    // Too many connections: wait for a worker to give its pair up, not
+                    // spending the budget. The bandwidth cap: stop (the run is interrupted).
+                    Err(e) if self.login_refused_for_now(&e) => continue,
+                    Err(e) if self.stop_if_capped(&e) => break,
                     Err(e)
                         if e.err.is_recoverable()
                             && budget.allows(prog.ledger.next_uid().into()) =>
@@ -895,6 +917,13 @@ impl Engine {
                         break;
                     }
                 }
+                Err(e) if self.stop_if_capped(&e) => {
+                    if let Some(old) = pair.take() {
+                        old.src.abandon();
+                        old.dst.abandon();
+                    }
+                    break;
+                }
                 Err(e)
                     if e.err.is_recoverable() && budget.allows(prog.ledger.next_uid().into()) =>
                 {
@@ -902,6 +931,7 @@ impl Engine {
                         old.src.abandon();
                         old.dst.abandon();
                     }
+                    self.slow_down(&e, Op::Copy);
                     self.note_reconnect(e.side, &e.err);
                     if self.cancelled() {
                         break;
@@ -1218,6 +1248,9 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
             exit::CONNECTION
         }
         Kind::Dropped | Kind::Protocol => exit::CONNECTION,
+        // "Not now" until the retries ran out (too many connections, unavailable): the
+        // server could not be used, as with a connection failure.
+        Kind::No | Kind::Bad if e.is_recoverable() => exit::CONNECTION,
         // Exit 7 means over quota and nothing else; a refusal that ended the job is a failure.
         Kind::No | Kind::Bad => exit::PARTIAL,
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use super::parse::{Code, Status, StatusResp};
+use super::parse::{Code, Status, StatusResp, split_code};
 use crate::event::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl ImapError {
     pub fn is_recoverable(&self) -> bool {
         matches!(self.kind, Kind::Timeout | Kind::Dropped | Kind::Protocol)
             || (matches!(self.kind, Kind::No | Kind::Bad)
-                && self.code.as_ref().is_some_and(is_transient))
+                && (self.code.as_ref().is_some_and(is_transient) || says_too_many(&self.message)))
     }
 
     /// The whole run must stop: retrying or going on cannot help.
@@ -133,13 +133,33 @@ pub fn from_crate(e: imap::Error, addr: &str) -> ImapError {
                 format!("unreadable response from {addr}; starting a new session"),
             )
         }
-        imap::Error::Bye(b) => ImapError::new(
-            Kind::Dropped,
-            format!("{addr} closed the session: {}", b.information),
-        ),
+        imap::Error::Bye(b) => {
+            let code = split_code(&b.information).0;
+            ImapError {
+                kind: Kind::Dropped,
+                message: format!("{addr} closed the session: {}", b.information),
+                code,
+            }
+        }
         // Only LOGIN/AUTHENTICATE go through the crate now; a NO there is about the login.
-        imap::Error::No(no) => ImapError::new(Kind::No, no.information),
-        imap::Error::Bad(bad) => ImapError::new(Kind::Bad, bad.information),
+        imap::Error::No(no) => {
+            // The crate's parser knows only RFC 3501's codes; others stay in the text.
+            let code = split_code(&no.information).0;
+            ImapError {
+                kind: Kind::No,
+                message: no.information,
+                code,
+            }
+        }
+        imap::Error::Bad(bad) => {
+            // The crate's parser knows only RFC 3501's codes; others stay in the text.
+            let code = split_code(&bad.information).0;
+            ImapError {
+                kind: Kind::Bad,
+                message: bad.information,
+                code,
+            }
+        }
 
         imap::Error::Validate(v) => ImapError::new(Kind::Usage, v.to_string()),
         other => ImapError::new(
@@ -230,6 +250,22 @@ pub enum Disposition {
     FailMessage,
     /// Nothing more can be done in this job: stop with this exit code.
     EndJob(i32),
+    /// Nothing more can be done now, but a later run can go on (the account's bandwidth
+    /// cap): every worker stops, the state is saved, the run ends as interrupted.
+    Interrupt,
+}
+
+/// What a provider's answer says about its limits (issue 12). This is the one place that
+/// reads them: response codes first, and the words of the few providers that send none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Too many connections (at login or later), throttled, unavailable: back off, and use
+    /// fewer connections to that server for the rest of the run.
+    FewerConnections,
+    /// The account's bandwidth or command cap (Gmail's `[OVERQUOTA]` on the source, "Account
+    /// exceeded command or bandwidth limits"): nothing more can be moved for hours; the run
+    /// stops as interrupted, to be resumed later.
+    Capped,
 }
 
 impl ImapError {
@@ -237,6 +273,11 @@ impl ImapError {
     /// except a code-less quota NO on APPEND, which [`Kind::OverQuota`] already records.
     pub fn disposition(&self, side: Side, phase: Phase) -> Disposition {
         use crate::exit;
+        match self.signal(side, phase) {
+            Some(Signal::Capped) => return Disposition::Interrupt,
+            Some(Signal::FewerConnections) => return Disposition::Retry,
+            None => {}
+        }
         match self.kind {
             Kind::Usage => return Disposition::EndJob(exit::USAGE),
             Kind::Auth => return Disposition::EndJob(exit::AUTH),
@@ -264,6 +305,58 @@ impl ImapError {
             _ => Disposition::FailFolder,
         }
     }
+}
+
+impl ImapError {
+    /// Which provider signal this answer is, if any (see [`Signal`]). `phase` tells a
+    /// destination's `[LIMIT]` on APPEND (that message is too big) from a limit on the
+    /// session. A destination's `[OVERQUOTA]` is not a cap: it stays "over quota" (exit 7).
+    pub fn signal(&self, side: Side, phase: Phase) -> Option<Signal> {
+        if !matches!(
+            self.kind,
+            Kind::No | Kind::Bad | Kind::Dropped | Kind::OverQuota
+        ) {
+            return None;
+        }
+        let over_quota = self.code == Some(Code::OverQuota) || self.kind == Kind::OverQuota;
+        let capped = match side {
+            Side::Source => over_quota || says_bandwidth_cap(&self.message),
+            Side::Destination => !over_quota && says_bandwidth_cap(&self.message),
+        };
+        if capped {
+            return Some(Signal::Capped);
+        }
+        match &self.code {
+            Some(Code::Limit) if side == Side::Destination && phase == Phase::Append => None,
+            Some(Code::Throttled | Code::Unavailable | Code::Limit) => {
+                Some(Signal::FewerConnections)
+            }
+            _ if says_too_many(&self.message) => Some(Signal::FewerConnections),
+            _ => None,
+        }
+    }
+}
+
+/// Does a code-less answer say the server has too many connections or is unavailable?
+/// Gmail ("NO [ALERT] Too many simultaneous connections"), Dovecot ("Maximum number of
+/// connections from user+IP exceeded", with `[LIMIT]` or `[UNAVAILABLE]` by version) and
+/// Office 365 ("BYE Server Unavailable") say so in words.
+pub fn says_too_many(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "too many simultaneous connections",
+        "too many connections",
+        "maximum number of connections",
+        "server unavailable",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+/// Does an answer say the account's bandwidth or command cap is reached (Gmail)?
+pub fn says_bandwidth_cap(text: &str) -> bool {
+    text.to_ascii_lowercase()
+        .contains("exceeded command or bandwidth limits")
 }
 
 /// Does the text of a code-less NO on APPEND clearly say the mailbox is full?
@@ -294,6 +387,120 @@ mod tests {
             },
             "h",
         )
+    }
+
+    /// An answer as the server wrote it: `[CODE] text` read the way both parsers do.
+    fn said(kind: Kind, line: &str) -> ImapError {
+        let (code, _) = split_code(line);
+        ImapError {
+            kind,
+            message: line.into(),
+            code,
+        }
+    }
+
+    #[test]
+    fn provider_signals() {
+        use Disposition::*;
+        use Signal::*;
+        let (src, dst) = (Side::Source, Side::Destination);
+        let fewer = [
+            // Dovecot 2.3 refusing a login over mail_max_userip_connections; older ones
+            // said [UNAVAILABLE]; Gmail says it in words under [ALERT].
+            (
+                Kind::No,
+                "[LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=2)",
+                Phase::Connect,
+            ),
+            (
+                Kind::No,
+                "[UNAVAILABLE] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=16)",
+                Phase::Connect,
+            ),
+            (
+                Kind::No,
+                "[ALERT] Too many simultaneous connections. (Failure)",
+                Phase::Connect,
+            ),
+            // Later in a session: a BYE saying so, Office 365's, or a throttled command.
+            (
+                Kind::Dropped,
+                "imap.example.com closed the session: Too many simultaneous connections",
+                Phase::Fetch,
+            ),
+            (
+                Kind::Dropped,
+                "outlook.office365.com closed the session: Server Unavailable. 15",
+                Phase::Append,
+            ),
+            (Kind::No, "[THROTTLED] Slow down", Phase::Append),
+            (Kind::No, "[UNAVAILABLE] Backend busy", Phase::Fetch),
+            (Kind::No, "[LIMIT] Too many commands", Phase::Fetch),
+        ];
+        for (kind, line, phase) in fewer {
+            let e = said(kind, line);
+            for side in [src, dst] {
+                assert_eq!(e.signal(side, phase), Some(FewerConnections), "{line}");
+                assert_eq!(e.disposition(side, phase), Retry, "{line}");
+            }
+            assert!(e.is_recoverable(), "{line}: not a wrong password");
+            assert!(!e.is_fatal(), "{line}");
+        }
+        // A message over the destination's size limit is that message's trouble.
+        let big = said(Kind::No, "[LIMIT] Message too large");
+        assert_eq!(big.signal(dst, Phase::Append), None);
+        assert_eq!(big.disposition(dst, Phase::Append), FailMessage);
+        // Gmail's bandwidth cap: from the source with [OVERQUOTA] or in words, and in words
+        // from a destination; the destination's [OVERQUOTA] stays "over quota" (exit 7).
+        let overquota = said(
+            Kind::No,
+            "[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)",
+        );
+        assert_eq!(overquota.signal(src, Phase::Fetch), Some(Capped));
+        assert_eq!(overquota.disposition(src, Phase::Fetch), Interrupt);
+        assert_eq!(overquota.signal(dst, Phase::Append), None);
+        assert_eq!(
+            overquota.disposition(dst, Phase::Append),
+            EndJob(crate::exit::DESTINATION)
+        );
+        for e in [
+            said(
+                Kind::No,
+                "Account exceeded command or bandwidth limits. (Failure)",
+            ),
+            said(
+                Kind::Dropped,
+                "imap.gmail.com closed the session: Account exceeded command or bandwidth limits.",
+            ),
+        ] {
+            for (side, phase) in [
+                (src, Phase::Fetch),
+                (src, Phase::Open),
+                (dst, Phase::Append),
+            ] {
+                assert_eq!(e.disposition(side, phase), Interrupt, "{}", e.message);
+            }
+        }
+        // Not signals: a server bug is retried on the same connections, a refusal or a
+        // wrong password is what it was.
+        assert_eq!(
+            said(Kind::No, "[SERVERBUG] oops").signal(src, Phase::Fetch),
+            None
+        );
+        assert_eq!(
+            said(Kind::No, "Mailbox is broken").signal(src, Phase::Open),
+            None
+        );
+        let wrong = said(Kind::Auth, "[AUTHENTICATIONFAILED] Invalid credentials");
+        assert_eq!(wrong.signal(src, Phase::Connect), None);
+        assert_eq!(
+            wrong.disposition(src, Phase::Connect),
+            EndJob(crate::exit::AUTH)
+        );
+        assert_eq!(
+            ImapError::new(Kind::Timeout, "timed out").signal(src, Phase::Fetch),
+            None
+        );
     }
 
     #[test]
@@ -328,9 +535,10 @@ mod tests {
             no(Some(Code::OverQuota), "full").disposition(dst, Phase::Append),
             EndJob(crate::exit::DESTINATION)
         );
+        // Gmail's bandwidth cap on the source: the run stops as interrupted.
         assert_eq!(
             no(Some(Code::OverQuota), "full").disposition(src, Phase::Fetch),
-            FailFolder
+            Interrupt
         );
         assert_eq!(
             no(None, "refused").disposition(dst, Phase::Append),

@@ -4,7 +4,7 @@
 //! `Wire::read` never hands the crate a byte past a line end: once the crate has read the
 //! tagged answer to its login, nothing of what follows is in its buffers.
 
-use super::error::{ImapError, Kind, from_crate, truncate};
+use super::error::{ImapError, Kind, from_crate, says_bandwidth_cap, truncate};
 use super::session::{Auth, Credentials};
 use super::wire::Wire;
 use crate::endpoint::Endpoint;
@@ -68,15 +68,20 @@ pub(crate) fn login(
         }
         Err((e, _)) => {
             let e = from_crate(e, &addr);
-            // RFC 5530: the server cannot check credentials right now; try again.
-            if e.message.to_ascii_uppercase().contains("UNAVAILABLE") {
-                return Err(ImapError::new(
-                    Kind::Dropped,
-                    format!(
-                        "{addr} cannot log anyone in right now: {}",
-                        truncate(&e.message, 120)
+            // Not now rather than not you: `[UNAVAILABLE]` (RFC 5530), too many connections
+            // (Dovecot's `[LIMIT]`, Gmail's words), the bandwidth cap. The error table
+            // decides what follows (back off with fewer connections, or stop for today);
+            // it is no wrong password.
+            if matches!(e.kind, Kind::No | Kind::Bad)
+                && (e.is_recoverable() || says_bandwidth_cap(&e.message))
+            {
+                return Err(ImapError {
+                    message: format!(
+                        "{addr} refused the login for now: {}",
+                        truncate(&e.message, 160)
                     ),
-                ));
+                    ..e
+                });
             }
             if matches!(e.kind, Kind::No | Kind::Bad | Kind::OverQuota) {
                 return Err(ImapError::new(

@@ -22,7 +22,7 @@ pub mod wire;
 
 pub use append::{AppendItem, AppendOutcome, Pending};
 pub(crate) use error::is_transient;
-pub use error::{Disposition, ImapError, Kind, Phase};
+pub use error::{Disposition, ImapError, Kind, Phase, Signal};
 pub use name::MailboxName;
 pub use ops::{
     Bodies, DeleteOutcome, FetchedHash, FolderInfo, ListStatus, ListedFolder, MessageHeaders,

@@ -587,18 +587,26 @@ fn status_of(kw: &[u8]) -> Option<Status> {
 fn resp_text(c: &mut Cursor<'_>, status: Status) -> StatusResp {
     c.skip_spaces();
     let line = c.rest_of_line();
-    let mut code = None;
-    let mut text = line.as_str();
-    if let Some(inner) = line.strip_prefix('[')
-        && let Some(close) = inner.find(']')
-    {
-        code = Some(parse_code(&inner[..close]));
-        text = inner[close + 1..].trim_start();
-    }
+    let (code, text) = split_code(&line);
     StatusResp {
         status,
         code,
         text: text.to_string(),
+    }
+}
+
+/// `[CODE args] text` → the code and the text after it (also for answers the `imap` crate
+/// read at login, whose parser leaves codes it does not know, such as `[LIMIT]`, in the text).
+pub(crate) fn split_code(line: &str) -> (Option<Code>, &str) {
+    if let Some(inner) = line.strip_prefix('[')
+        && let Some(close) = inner.find(']')
+    {
+        (
+            Some(parse_code(&inner[..close])),
+            inner[close + 1..].trim_start(),
+        )
+    } else {
+        (None, line)
     }
 }
 

@@ -209,6 +209,13 @@ fn every_event(clock: &FakeClock, sink: &dyn Sink) {
         ConnState::Failed,
         Some("timed out"),
     ));
+    e(Event::ConnectionsReduced {
+        side: Side::Destination,
+        host: "new.example.com".into(),
+        from: 4,
+        to: 3,
+        reason: "[LIMIT] Maximum number of connections from user+IP exceeded".into(),
+    });
     e(Event::MessageSkipped {
         folder: "INBOX".into(),
         uid: 17,

@@ -674,6 +674,20 @@ impl Sink for HumanSink {
                     label(folder, destination)
                 ),
             ),
+            Event::ConnectionsReduced {
+                side,
+                host,
+                from,
+                to,
+                reason,
+            } => self.warn_line(
+                st,
+                format!(
+                    "Using {to} connection {} instead of {from}: the {} server {host} asked ({reason})",
+                    if *to == 1 { "pair" } else { "pairs" },
+                    side.label()
+                ),
+            ),
             Event::FolderStarted {
                 folder,
                 destination,
