@@ -212,7 +212,10 @@ impl Session {
                 &e.message, 200,
             )));
         }
-        if e.is_recoverable() || r.code == Some(Code::TryCreate) {
+        // A provider signal (the bandwidth cap in words) is about the account, not this
+        // message: the engine decides (see `ImapError::signal`).
+        let signal = e.signal(crate::event::Side::Destination, super::Phase::Append);
+        if e.is_recoverable() || r.code == Some(Code::TryCreate) || signal.is_some() {
             return Err(e);
         }
         Ok(AppendOutcome::Refused(super::error::truncate(
