@@ -18,7 +18,8 @@ pub const LOCKED: i32 = 6;
 pub const DESTINATION: i32 = 7;
 /// `btsx verify` found messages missing in the destination.
 pub const VERIFY_MISMATCH: i32 = 8;
-/// Stopped by Ctrl-C or SIGTERM; the state file is saved, `--resume` continues.
+/// Stopped by Ctrl-C or SIGTERM, or by the account's bandwidth limit (Gmail's `[OVERQUOTA]`);
+/// the state file is saved, `--resume` continues.
 pub const INTERRUPTED: i32 = 130;
 
 // `btsx status` answers with the job's state, so a script can wait for a job without parsing
@@ -46,7 +47,7 @@ pub const TABLE: &[(i32, &str)] = &[
     (VERIFY_MISMATCH, "verify: destination is missing messages"),
     (
         INTERRUPTED,
-        "interrupted (Ctrl-C / SIGTERM); resume with --resume",
+        "interrupted (Ctrl-C / SIGTERM, or the bandwidth limit); resume with --resume",
     ),
     (STATUS_RUNNING, "status: the job is running"),
     (
