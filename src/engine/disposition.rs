@@ -152,7 +152,7 @@ impl Engine {
         if !self.capped.swap(true, Ordering::SeqCst) {
             self.emit(Event::Warning {
                 message: format!(
-                    "the {} server {} has reached the account's bandwidth limit ({}); stopping now: run again later (the provider lifts the limit within hours to a day) to go on where this run stopped",
+                    "the {} server {} has reached the account's bandwidth limit ({}); stopping now: run the same command later (such a limit is lifted after some hours) to go on where this run stopped",
                     e.side.label(),
                     self.server(e.side).endpoint.host,
                     e.err.message

@@ -1248,9 +1248,14 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
             exit::CONNECTION
         }
         Kind::Dropped | Kind::Protocol => exit::CONNECTION,
-        // "Not now" until the retries ran out (too many connections, unavailable): the
-        // server could not be used, as with a connection failure.
-        Kind::No | Kind::Bad if e.is_recoverable() => exit::CONNECTION,
+        // Too many connections or unavailable until the retries ran out: the server could
+        // not be used, as with a connection failure.
+        Kind::No | Kind::Bad
+            if e.signal(Side::Source, crate::imap::Phase::Connect)
+                == Some(crate::imap::Signal::FewerConnections) =>
+        {
+            exit::CONNECTION
+        }
         // Exit 7 means over quota and nothing else; a refusal that ended the job is a failure.
         Kind::No | Kind::Bad => exit::PARTIAL,
     }
