@@ -246,14 +246,21 @@ impl Wire {
         if line.starts_with(b"* OK") || line.starts_with(b"* PREAUTH") {
             Ok(line)
         } else if line.starts_with(b"* BYE") {
-            Err(ImapError::new(
-                Kind::Dropped,
-                format!(
-                    "{} refused the connection: {}",
-                    ep.display_addr(),
-                    String::from_utf8_lossy(&line).trim()
-                ),
-            ))
+            let text = String::from_utf8_lossy(&line);
+            // A server with too many connections may say so here ("* BYE [UNAVAILABLE] …"):
+            // keep the code for the error table.
+            let code = super::parse::split_code(text[5..].trim()).0;
+            Err(ImapError {
+                code,
+                ..ImapError::new(
+                    Kind::Dropped,
+                    format!(
+                        "{} refused the connection: {}",
+                        ep.display_addr(),
+                        text.trim()
+                    ),
+                )
+            })
         } else {
             Err(ImapError::new(
                 Kind::Protocol,
