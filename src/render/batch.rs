@@ -162,6 +162,19 @@ impl BatchView {
                     self.warn.apply_to("⚠")
                 ));
             }
+            Event::ConnectionsReduced {
+                side,
+                host,
+                from,
+                to,
+                reason,
+            } if !self.quiet => {
+                self.line(format!(
+                    "{} [{job}] Warning: {}",
+                    self.warn.apply_to("⚠"),
+                    super::human::fewer_connections(*side, host, *from, *to, reason)
+                ));
+            }
             // Fatal errors repeat in the account's summary line; folder errors do not.
             Event::Error {
                 message,

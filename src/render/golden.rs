@@ -435,6 +435,13 @@ fn batch_view_lines_and_summary() {
     let view = view.with_resume("btsx batch accounts.csv --state-dir /srv/btsx".into());
     let a = view.sink_for("alice@old");
     a.emit(&start(false));
+    a.emit(&Event::ConnectionsReduced {
+        side: Side::Source,
+        host: "imap.gmail.com".into(),
+        from: 2,
+        to: 1,
+        reason: "Too many simultaneous connections. (Failure)".into(),
+    });
     let mut s = Summary::early_error("source server: authentication failed".into(), 4);
     s.state_file = Some("/srv/btsx/alice.json".into());
     a.emit(&Event::Summary(s));

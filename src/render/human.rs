@@ -473,6 +473,21 @@ impl HumanSink {
     }
 }
 
+/// A `connections_reduced` event for people (after "⚠ Warning: ").
+pub(crate) fn fewer_connections(
+    side: Side,
+    host: &str,
+    from: usize,
+    to: usize,
+    reason: &str,
+) -> String {
+    format!(
+        "Using {to} connection {} instead of {from}: the {} server {host} asked ({reason})",
+        if to == 1 { "pair" } else { "pairs" },
+        side.label()
+    )
+}
+
 /// The naming rule: the source's name, and "→ destination" where the two differ.
 pub fn label(source: &str, destination: &str) -> String {
     if source == destination {
@@ -680,14 +695,7 @@ impl Sink for HumanSink {
                 from,
                 to,
                 reason,
-            } => self.warn_line(
-                st,
-                format!(
-                    "Using {to} connection {} instead of {from}: the {} server {host} asked ({reason})",
-                    if *to == 1 { "pair" } else { "pairs" },
-                    side.label()
-                ),
-            ),
+            } => self.warn_line(st, fewer_connections(*side, host, *from, *to, reason)),
             Event::FolderStarted {
                 folder,
                 destination,
