@@ -1256,6 +1256,11 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
         {
             exit::CONNECTION
         }
+        // A destination refusing even the login because it is over quota (a source's
+        // [OVERQUOTA] is its bandwidth cap: the run was interrupted before it got here).
+        Kind::No | Kind::Bad if e.code == Some(crate::imap::parse::Code::OverQuota) => {
+            exit::DESTINATION
+        }
         // Exit 7 means over quota and nothing else; a refusal that ended the job is a failure.
         Kind::No | Kind::Bad => exit::PARTIAL,
     }
@@ -1264,6 +1269,26 @@ pub fn exit_code_for(e: &ImapError) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::uid_set;
+
+    #[test]
+    fn exit_codes_of_refusals_that_ended_a_run() {
+        use crate::imap::parse::Code;
+        use crate::imap::{ImapError, Kind};
+        let no = |code: Option<Code>, text: &str| ImapError {
+            code,
+            ..ImapError::new(Kind::No, text)
+        };
+        let too_many = no(Some(Code::Limit), "Maximum number of connections");
+        assert_eq!(super::exit_code_for(&too_many), crate::exit::CONNECTION);
+        let gmail = no(Some(Code::Alert), "Too many simultaneous connections");
+        assert_eq!(super::exit_code_for(&gmail), crate::exit::CONNECTION);
+        let full = no(Some(Code::OverQuota), "Quota exceeded");
+        assert_eq!(super::exit_code_for(&full), crate::exit::DESTINATION);
+        assert_eq!(
+            super::exit_code_for(&no(None, "refused")),
+            crate::exit::PARTIAL
+        );
+    }
 
     #[test]
     fn uid_sets_are_compact() {

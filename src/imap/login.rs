@@ -5,6 +5,7 @@
 //! tagged answer to its login, nothing of what follows is in its buffers.
 
 use super::error::{ImapError, Kind, from_crate, says_bandwidth_cap, truncate};
+use super::parse::Code;
 use super::session::{Auth, Credentials};
 use super::wire::Wire;
 use crate::endpoint::Endpoint;
@@ -71,9 +72,11 @@ pub(crate) fn login(
             // Not now rather than not you: `[UNAVAILABLE]` (RFC 5530), too many connections
             // (Dovecot's `[LIMIT]`, Gmail's words), the bandwidth cap. The error table
             // decides what follows (back off with fewer connections, or stop for today);
-            // it is no wrong password.
+            // it is no wrong password. (`[OVERQUOTA]`: the source's cap, or a destination
+            // over quota, exit 7.)
+            let over_quota = e.code == Some(Code::OverQuota);
             if matches!(e.kind, Kind::No | Kind::Bad)
-                && (e.is_recoverable() || says_bandwidth_cap(&e.message))
+                && (e.is_recoverable() || over_quota || says_bandwidth_cap(&e.message))
             {
                 return Err(ImapError {
                     message: format!(
