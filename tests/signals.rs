@@ -315,3 +315,35 @@ fn the_sources_bandwidth_cap_interrupts_the_run_and_a_later_run_finishes() {
     );
     assert_each_once(&dst, b"INBOX", 1, 250, &ctx);
 }
+
+#[test]
+fn the_first_login_refused_for_too_many_connections_is_retried() {
+    // Another client holds the destination's connections when the run starts: Dovecot 2.3's
+    // answer. Before the fix this ended the run as a wrong password (exit 4).
+    let src = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 1, 3)],
+        ..Default::default()
+    });
+    let dst = Fake::start(Script {
+        folders: vec![folder(b"INBOX", 0, 0)],
+        rules: vec![Rule::once(
+            "^LOGIN",
+            "{tag} NO [LIMIT] Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)\r\n",
+        )],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = migrate_fakes(&src, &dst, tmp.path(), &["--json", "--jobs", "1"]);
+    let ctx = context(&out);
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    let ev = json_lines(&out);
+    assert!(
+        ev.iter().any(|e| e["type"] == "connection"
+            && e["state"] == "failed"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("refused the login for now"))),
+        "{ctx}"
+    );
+    assert_each_once(&dst, b"INBOX", 1, 3, &ctx);
+}
