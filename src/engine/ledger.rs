@@ -140,15 +140,14 @@ impl Ledger {
     }
 
     /// Before a new attempt (after a dropped connection): what was open is walked again
-    /// from [`Ledger::next_uid`]. True when the destination may hold some of it, so it must
-    /// be indexed first.
-    pub(crate) fn rewind(&mut self) -> bool {
-        let uncertain = !self.open.is_empty();
+    /// from [`Ledger::next_uid`]. Returns what was open: the destination may hold some of
+    /// it, so it must be looked for first.
+    pub(crate) fn rewind(&mut self) -> Vec<u32> {
         let next = self.next_uid();
         self.walked = next.saturating_sub(1);
-        self.open.clear();
+        let open = std::mem::take(&mut self.open);
         self.settled = self.settled.split_off(&next);
-        uncertain
+        open.into_iter().collect()
     }
 }
 
@@ -184,7 +183,7 @@ mod tests {
         let mut l = Ledger::new(10, &[3]);
         l.sent([3]);
         assert_eq!(l.next_uid(), 10);
-        assert!(l.rewind(), "3 may be on the destination");
+        assert_eq!(l.rewind(), vec![3], "3 may be on the destination");
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3]);
         assert!(l.stored(3, 1));
         assert_eq!(l.retries_left().count(), 0);
@@ -198,14 +197,14 @@ mod tests {
         assert!(l.stored(1, 1));
         assert!(l.failed(3));
         l.passed(3);
-        assert!(l.rewind());
+        assert_eq!(l.rewind(), vec![2]);
         assert_eq!(l.next_uid(), 2);
         assert_eq!(l.settled(1), None, "below the resume point");
         assert_eq!(l.settled(3), Some(false), "not handled twice");
         assert!(!l.failed(3), "nor counted twice");
         assert!(l.skipped(2, true), "2 is walked again");
         assert_eq!(l.tally().done(), 3);
-        assert!(!l.rewind());
+        assert!(l.rewind().is_empty());
         assert_eq!(l.next_uid(), 2);
     }
 }
