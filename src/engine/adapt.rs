@@ -31,6 +31,8 @@ pub(crate) struct BatchSize {
     alone: Option<(u32, u64)>,
     /// The last batch sent: (messages, bytes).
     on_way: (usize, u64),
+    /// The message alone on its way was fetched whole: the source is not to blame any more.
+    fetched: bool,
     /// Breaks per message while it was on the way alone, and the sides that broke.
     strikes: HashMap<u32, Strikes>,
     /// Grows with every shrink and strike: what a failure taught, for the retry budget.
@@ -62,6 +64,7 @@ impl BatchSize {
             settled: 0,
             alone: None,
             on_way: (0, 0),
+            fetched: false,
             strikes: HashMap::new(),
             lessons: 0,
         }
@@ -126,13 +129,21 @@ impl BatchSize {
     pub(crate) fn sending(&mut self, n: usize, bytes: u64, first: (u32, u64)) {
         self.on_way = (n, bytes);
         self.alone = (self.single() && n == 1).then_some(first);
+        self.fetched = false;
+    }
+
+    /// The batch on its way came whole from the source: a later break of the source
+    /// connection (e.g. reading the next window) is not its fault.
+    pub(crate) fn fetched(&mut self) {
+        self.fetched = true;
     }
 
     /// The connection on `side` broke. When one message alone was on its way it is
     /// blamed; returns true when something was learned (a strike or a smaller batch).
     pub(crate) fn broke(&mut self, side: Side) -> bool {
         let (sent, sent_bytes) = std::mem::take(&mut self.on_way);
-        if let Some((uid, size)) = self.alone.take() {
+        let alone = self.alone.take();
+        if let Some((uid, size)) = alone.filter(|_| side == Side::Destination || !self.fetched) {
             let s = self.strikes.entry(uid).or_default();
             s.breaks += 1;
             s.size = size;
@@ -242,5 +253,14 @@ mod tests {
         b.sending(1, 3 << 20, (9, 3 << 20));
         assert!(b.broke(Side::Source));
         assert_eq!(b.strikes[&9].breaks, 1, "blamed once it was alone");
+        // The source broke after the message was fetched: not its fault.
+        b.sending(1, 3 << 20, (9, 3 << 20));
+        b.fetched();
+        b.broke(Side::Source);
+        assert_eq!(b.strikes[&9].breaks, 1);
+        b.sending(1, 3 << 20, (9, 3 << 20));
+        b.fetched();
+        assert!(b.broke(Side::Destination));
+        assert_eq!(b.strikes[&9].breaks, 2, "the destination's break is");
     }
 }

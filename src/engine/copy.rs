@@ -315,6 +315,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e).on(Side::Source),
             };
+            prog.batch.fetched();
             // Only what we asked for (a server may add unsolicited FETCH responses).
             let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
             let got: Vec<(&MessageMeta, &[u8])> = bodies
