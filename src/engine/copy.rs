@@ -101,12 +101,17 @@ impl Engine {
                 self.mark_important(src, task, &mut metas)
                     .on(Side::Source)?;
             }
-            let ask: Vec<MessageMeta> = metas
-                .iter()
-                .filter(|m| prog.known.may_hold(m.uid) || prog.ledger.settled(m.uid).is_some())
-                .cloned()
-                .collect();
-            let present = if prog.known.idx.is_empty() || ask.is_empty() {
+            // Only those the destination may hold unaccounted for are looked for.
+            let ask: Vec<MessageMeta> = if prog.known.idx.is_empty() {
+                Vec::new()
+            } else {
+                metas
+                    .iter()
+                    .filter(|m| prog.known.may_hold(m.uid) || prog.ledger.settled(m.uid).is_some())
+                    .cloned()
+                    .collect()
+            };
+            let present = if ask.is_empty() {
                 HashMap::new()
             } else {
                 match_source(src, &ask, &mut prog.known.idx, &mut prog.suspects).on(Side::Source)?
