@@ -769,3 +769,76 @@ fn cuts_every_one_to_three_megabytes_copy_what_fits_and_fail_what_cannot_pass() 
     assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
     state_is_complete(state.path());
 }
+
+/// Issue 12 item 3: a destination that already holds part of the mail (a new job, so every
+/// folder is read whole once) is read again after a cut only from the last UIDNEXT seen, never
+/// whole again, and nothing is doubled.
+#[test]
+fn after_a_cut_only_the_destination_uids_since_the_last_look_are_read_again() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "22", "--messages", "1000"]);
+    let src_digest = src.digest(USER);
+    // The oldest mail first, directly.
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::direct(&src),
+        &Side::direct(&dst),
+        state.path(),
+        &["--before", "2014-01-01"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out, &[]));
+    let first = summary(&json_lines(&out))["messages_copied"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(first > 50, "only {first} copied before 2014");
+
+    // Then everything, as a new job (no state: each destination folder may hold mail), through
+    // a destination link cut every 5–6 MB of APPENDs (more than the largest message). One
+    // worker, so one connection carries enough to be cut, mostly in folders that held mail.
+    let pdst =
+        Proxy::cut_each_connection(dst.imaps_port, &[Dir::ClientToServer], 5 * MB, 6 * MB, 9);
+    let state2 = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::direct(&src),
+        &Side::via(&dst, &pdst),
+        state2.path(),
+        &["--jobs", "1", "--timeout", "20s", "--verbose"],
+    );
+    let ev = json_lines(&out);
+    let ctx = context(&out, &[&pdst]);
+    assert!(pdst.faults() >= 2, "the link was hardly cut\n{ctx}");
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(
+        summary(&ev)["messages_skipped"].as_u64(),
+        Some(first),
+        "{ctx}"
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+
+    let details: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "detail")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let mut whole: HashMap<&str, usize> = HashMap::new();
+    for d in details.iter().filter(|d| d.starts_with("reading all")) {
+        let folder = d.split('\'').nth(1).unwrap_or_default();
+        *whole.entry(folder).or_default() += 1;
+    }
+    assert!(
+        whole.len() > 3,
+        "every folder holding mail is read once: {whole:?}"
+    );
+    assert!(
+        whole.values().all(|n| *n == 1),
+        "a folder was read whole more than once: {whole:?}\n{ctx}"
+    );
+    // At least one folder read whole was cut into, and then read from its last UIDNEXT on.
+    assert!(
+        details.iter().any(|d| d.starts_with("reading UIDs ")
+            && d.contains("unconfirmed")
+            && whole.contains_key(d.split('\'').nth(1).unwrap_or_default())),
+        "no cut left APPENDs unconfirmed in a folder that held mail\n{ctx}"
+    );
+}
