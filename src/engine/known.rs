@@ -58,6 +58,8 @@ impl Engine {
         let uncertain = k.stale;
         let fresh = k.upto.is_none() || k.validity != dinfo.uid_validity;
         let mut whole_read = false;
+        // Read past UIDNEXT (something landed after SELECT): the next look starts after it.
+        let mut past = None;
         if fresh {
             k.idx = Index::default();
             k.whole = false;
@@ -70,7 +72,7 @@ impl Engine {
                 k.whole = true;
                 whole_read = true;
             }
-        } else if let Some(from) = k.upto.filter(|_| uncertain) {
+        } else if let Some(from) = k.upto.filter(|_| uncertain && dinfo.exists > 0) {
             // Our own confirmed copies are accounted for already.
             let ours: HashSet<u32> = prog.mapped.iter().map(|(_, d)| *d).collect();
             self.detail(format!(
@@ -79,13 +81,17 @@ impl Engine {
             ));
             for h in dst.fetch_headers(&format!("{from}:*"))? {
                 // "N:*" also matches the highest UID when it is below N.
-                if h.uid >= from && !ours.contains(&h.uid) {
+                if h.uid < from {
+                    continue;
+                }
+                past = past.max(Some(h.uid.saturating_add(1)));
+                if !ours.contains(&h.uid) {
                     k.idx.add(index::identity(&h.headers, h.size), h.uid);
                 }
             }
         }
         k.validity = dinfo.uid_validity;
-        k.upto = dinfo.uid_next;
+        k.upto = dinfo.uid_next.map(|n| past.map_or(n, |p| n.max(p)));
         k.stale = false;
         Ok(whole_read)
     }
