@@ -54,9 +54,18 @@ impl Ledger {
         }
     }
 
-    /// APPENDs for these UIDs were written.
+    /// APPENDs for these UIDs were written. One settled already stays settled (it is never
+    /// sent again; were it, reopening it would pull the walk back below UIDs the ledger no
+    /// longer remembers, and they would be counted twice).
     pub(crate) fn sent(&mut self, uids: impl IntoIterator<Item = u32>) {
-        self.open.extend(uids);
+        for uid in uids {
+            if self.open.contains(&uid)
+                || self.retry.contains(&uid)
+                || (uid > self.walked && !self.settled.contains_key(&uid))
+            {
+                self.open.insert(uid);
+            }
+        }
     }
 
     /// The destination confirmed storing it. False (and nothing counted) when it was
@@ -188,6 +197,47 @@ mod tests {
         assert!(l.stored(3, 1));
         assert_eq!(l.retries_left().count(), 0);
         assert!(!l.failed(3), "settled already");
+    }
+
+    /// Progress never says more than 100 %: through any order of sends, answers, walks and
+    /// rewinds (reconnects), each UID is counted at most once.
+    #[test]
+    fn each_uid_counts_once_through_any_rewinds() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n)) as u32
+        };
+        for _ in 0..200 {
+            let mut l = Ledger::new(5, &[2, 3]);
+            let mut counted = std::collections::HashSet::new();
+            for _ in 0..300 {
+                let uid = 1 + next(40);
+                let new = match next(6) {
+                    0 => {
+                        l.sent([uid]);
+                        false
+                    }
+                    1 => l.stored(uid, 1),
+                    2 => l.failed(uid),
+                    3 => l.skipped(uid, next(2) == 0),
+                    4 => {
+                        l.passed(uid);
+                        false
+                    }
+                    _ => {
+                        l.rewind();
+                        false
+                    }
+                };
+                if new {
+                    assert!(counted.insert(uid), "{uid} counted twice");
+                }
+            }
+            assert_eq!(l.tally().done(), counted.len() as u64);
+        }
     }
 
     #[test]
