@@ -514,8 +514,9 @@ impl Engine {
                 message_id: s.message_id.clone(),
             },
         );
-        if let Some(d) = map_to {
-            prog.mapped.push((s.uid, d));
+        match map_to {
+            Some(d) => prog.mapped.push((s.uid, d)),
+            None => prog.known.stored_unmapped(),
         }
         prog.next_seen = match (new_uid, prog.next_seen) {
             (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),

@@ -2,7 +2,8 @@
 //! attempt reads the whole folder only when it may already hold this folder's mail; after a
 //! reconnect with APPENDs unconfirmed only the UIDs from the last look on are read (a
 //! reconnect costs what is unconfirmed, not the folder). The whole folder is read again only
-//! when its UIDVALIDITY changed, or the server gives no UIDNEXT to start from.
+//! when its UIDVALIDITY changed, the server gives no UIDNEXT to start from, or copies confirmed
+//! since the last look came without their UIDs (a server without UIDPLUS).
 
 use std::collections::HashSet;
 
@@ -23,6 +24,10 @@ pub(crate) struct DestKnown {
     unconfirmed: HashSet<u32>,
     /// Some of them were not looked for since: the next look reads from `upto` on.
     stale: bool,
+    /// A copy confirmed since the last look has no known destination UID (no UIDPLUS): a
+    /// range read could not tell it from an unconfirmed one, so the next look reads the whole
+    /// folder, where the messages settled meanwhile claim their copies first.
+    unmapped: bool,
 }
 
 impl DestKnown {
@@ -30,6 +35,11 @@ impl DestKnown {
     pub(crate) fn broke_with(&mut self, open: Vec<u32>) {
         self.stale |= !open.is_empty();
         self.unconfirmed.extend(open);
+    }
+
+    /// The destination confirmed a copy without saying its UID.
+    pub(crate) fn stored_unmapped(&mut self) {
+        self.unmapped = true;
     }
 
     /// APPENDs may have landed that nobody looked for yet.
@@ -56,7 +66,8 @@ impl Engine {
     ) -> Result<bool, ImapError> {
         let k = &mut prog.known;
         let uncertain = k.stale;
-        let fresh = k.upto.is_none() || k.validity != dinfo.uid_validity;
+        let fresh =
+            k.upto.is_none() || k.validity != dinfo.uid_validity || (uncertain && k.unmapped);
         let mut whole_read = false;
         // Read past UIDNEXT (something landed after SELECT): the next look starts after it.
         let mut past = None;
@@ -93,6 +104,7 @@ impl Engine {
         k.validity = dinfo.uid_validity;
         k.upto = dinfo.uid_next.map(|n| past.map_or(n, |p| n.max(p)));
         k.stale = false;
+        k.unmapped = false;
         Ok(whole_read)
     }
 
