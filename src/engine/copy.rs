@@ -101,16 +101,21 @@ impl Engine {
                 self.mark_important(src, task, &mut metas)
                     .on(Side::Source)?;
             }
-            // Only those the destination may hold unaccounted for are looked for.
-            let ask: Vec<MessageMeta> = if prog.known.idx.is_empty() {
-                Vec::new()
+            // Only those the destination may hold unaccounted for are looked for, after
+            // those settled claimed their copies (so a twin never takes one of ours).
+            let (claim, ask): (Vec<MessageMeta>, Vec<MessageMeta>) = if prog.known.idx.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
                 metas
                     .iter()
                     .filter(|m| prog.known.may_hold(m.uid) || prog.ledger.settled(m.uid).is_some())
                     .cloned()
-                    .collect()
+                    .partition(|m| prog.ledger.settled(m.uid).is_some())
             };
+            if !claim.is_empty() {
+                match_source(src, &claim, &mut prog.known.idx, &mut prog.suspects)
+                    .on(Side::Source)?;
+            }
             let present = if ask.is_empty() {
                 HashMap::new()
             } else {
