@@ -587,3 +587,258 @@ fn a_link_that_drops_often_but_carries_messages_between_drops_completes() {
     assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
     state_is_complete(state.path());
 }
+
+/// Only the messages of `d` smaller than `below` bytes (or at least that large: `!small`).
+fn by_size(d: &Digest, below: u64, small: bool) -> Digest {
+    let mut d = d.clone();
+    for f in d.folders.values_mut() {
+        f.messages.retain(|m| (m.size < below) == small);
+    }
+    d
+}
+
+/// Issue 12: a link cut every 1–3 MB on both sides (a new amount per connection). One run
+/// copies every message under 1 MB; a message larger than any cut fails alone with its
+/// reason (exit 1) instead of stalling its folder; nothing is doubled; progress never says
+/// more than 100 %; a reconnect reads the destination only from the last UIDNEXT it saw, never
+/// the whole folder again. The next run, over a sound link, copies what failed.
+#[test]
+fn cuts_every_one_to_three_megabytes_copy_what_fits_and_fail_what_cannot_pass() {
+    let (src, dst) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            let src = Dovecot::source();
+            src.generate(
+                USER,
+                &["--seed", "21", "--messages", "600", "--big-message-mb", "4"],
+            );
+            src
+        });
+        let b = s.spawn(Dovecot::destination);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let src_digest = src.digest(USER);
+    let sizes: Vec<u64> = src_digest
+        .folders
+        .values()
+        .flat_map(|f| &f.messages)
+        .map(|m| m.size)
+        .collect();
+    assert!(
+        sizes.iter().sum::<u64>() > 6 * MB,
+        "too little mail: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().any(|s| *s > 3 * MB),
+        "no message above every cut"
+    );
+
+    // Source: FETCH answers; destination: APPENDs. Each connection is cut once it carried
+    // 1–3 MB that way: 2–3 MB on the source, 1–2 MB on the destination (a source cut
+    // reconnects both, so a destination connection must be cut first to be cut at all).
+    let psrc =
+        Proxy::cut_each_connection(src.imaps_port, &[Dir::ServerToClient], 2 * MB, 3 * MB, 7);
+    let pdst = Proxy::cut_each_connection(dst.imaps_port, &[Dir::ClientToServer], MB, 2 * MB, 8);
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::via(&src, &psrc),
+        &Side::via(&dst, &pdst),
+        state.path(),
+        &["--jobs", "2", "--timeout", "20s", "--verbose"],
+    );
+    let ev = json_lines(&out);
+    let ctx = context(&out, &[&psrc, &pdst]);
+    assert!(psrc.faults() >= 2, "the source link was hardly cut\n{ctx}");
+    assert!(
+        pdst.faults() >= 2,
+        "the destination link was hardly cut\n{ctx}"
+    );
+
+    // Exit 1: messages failed, each with its reason; no folder failed or stalled.
+    assert_eq!(out.status.code(), Some(1), "{ctx}");
+    let s = summary(&ev);
+    assert!(s["error"].is_null(), "{ctx}");
+    let failed: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["type"] == "message_failed")
+        .collect();
+    assert!(!failed.is_empty(), "{ctx}");
+    assert_eq!(
+        s["messages_failed"].as_u64(),
+        Some(failed.len() as u64),
+        "{ctx}"
+    );
+    for f in &failed {
+        let why = f["reason"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("broke each of the 3 times") && why.contains("cannot pass this link"),
+            "{f}\n{ctx}"
+        );
+    }
+    for e in ev.iter().filter(|e| e["type"] == "folder_finished") {
+        assert_ne!(e["status"], "failed", "{e}\n{ctx}");
+    }
+    assert!(
+        !ev.iter().any(|e| e["type"] == "error"),
+        "no folder failed\n{ctx}"
+    );
+
+    // Every message under 1 MB arrived once; of the larger ones only some, each at most once,
+    // and never the one larger than every cut.
+    let dst_digest = dst.digest(USER);
+    let map = folder_map(&ev);
+    assert_lossless(
+        &by_size(&src_digest, MB, true),
+        &by_size(&dst_digest, MB, true),
+        &map,
+    );
+    let big_src: Vec<Key> = by_size(&src_digest, MB, false)
+        .folders
+        .values()
+        .flat_map(|f| f.messages.iter().map(key))
+        .collect();
+    let big_dst: Vec<(u64, Key)> = by_size(&dst_digest, MB, false)
+        .folders
+        .values()
+        .flat_map(|f| f.messages.iter().map(|m| (m.size, key(m))))
+        .collect();
+    for (size, k) in &big_dst {
+        assert!(
+            *size <= 3 * MB,
+            "a {size}-byte message passed a 3 MB link\n{ctx}"
+        );
+        assert_eq!(
+            big_dst.iter().filter(|(_, x)| x == k).count(),
+            big_src.iter().filter(|x| *x == k).count(),
+            "copied twice?\n{ctx}"
+        );
+    }
+    assert_eq!(
+        big_src.len() - big_dst.len(),
+        failed.len(),
+        "each large message missing is reported failed\n{ctx}"
+    );
+
+    // Progress counts each settled message once.
+    let progress: Vec<&Value> = ev.iter().filter(|e| e["type"] == "progress").collect();
+    assert!(!progress.is_empty());
+    for p in &progress {
+        let n = |k: &str| p[k].as_u64().unwrap_or(u64::MAX);
+        assert!(n("done") <= n("total"), "{p}");
+        assert!(n("overall_done") <= n("overall_total"), "{p}");
+    }
+
+    // Reconnects with APPENDs unconfirmed read the destination from the last UIDNEXT on; the
+    // whole folder is never read (the destination was empty and its UIDVALIDITY did not
+    // change).
+    let details: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "detail")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        !details.iter().any(|d| d.starts_with("reading all")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with("reading UIDs ") && d.contains("unconfirmed")),
+        "no reconnect had APPENDs unconfirmed\n{ctx}"
+    );
+    assert_eq!(src.digest(USER), src_digest, "the source is unchanged");
+
+    // The next run, over a sound link, copies what failed, and nothing else.
+    psrc.heal();
+    pdst.heal();
+    let faults = (psrc.faults(), pdst.faults());
+    let out = migrate(
+        &Side::via(&src, &psrc),
+        &Side::via(&dst, &pdst),
+        state.path(),
+        &[],
+    );
+    let ev = json_lines(&out);
+    let ctx = context(&out, &[&psrc, &pdst]);
+    assert_eq!((psrc.faults(), pdst.faults()), faults, "healed");
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(
+        summary(&ev)["messages_copied"].as_u64(),
+        Some(failed.len() as u64),
+        "{ctx}"
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+    state_is_complete(state.path());
+}
+
+/// Issue 12 item 3: a destination that already holds part of the mail (a new job, so every
+/// folder is read whole once) is read again after a cut only from the last UIDNEXT seen, never
+/// whole again, and nothing is doubled.
+#[test]
+fn after_a_cut_only_the_destination_uids_since_the_last_look_are_read_again() {
+    let src = Dovecot::source();
+    let dst = Dovecot::destination();
+    src.generate(USER, &["--seed", "22", "--messages", "1000"]);
+    let src_digest = src.digest(USER);
+    // The oldest mail first, directly.
+    let state = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::direct(&src),
+        &Side::direct(&dst),
+        state.path(),
+        &["--before", "2014-01-01"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out, &[]));
+    let first = summary(&json_lines(&out))["messages_copied"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(first > 50, "only {first} copied before 2014");
+
+    // Then everything, as a new job (no state: each destination folder may hold mail), through
+    // a destination link cut every 5–6 MB of APPENDs (more than the largest message). One
+    // worker, so one connection carries enough to be cut, mostly in folders that held mail.
+    let pdst =
+        Proxy::cut_each_connection(dst.imaps_port, &[Dir::ClientToServer], 5 * MB, 6 * MB, 9);
+    let state2 = tempfile::tempdir().expect("state dir");
+    let out = migrate(
+        &Side::direct(&src),
+        &Side::via(&dst, &pdst),
+        state2.path(),
+        &["--jobs", "1", "--timeout", "20s", "--verbose"],
+    );
+    let ev = json_lines(&out);
+    let ctx = context(&out, &[&pdst]);
+    assert!(pdst.faults() >= 2, "the link was hardly cut\n{ctx}");
+    assert_complete(&out, &ev, &ctx);
+    assert_eq!(
+        summary(&ev)["messages_skipped"].as_u64(),
+        Some(first),
+        "{ctx}"
+    );
+    assert_lossless(&src_digest, &dst.digest(USER), &folder_map(&ev));
+
+    let details: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["type"] == "detail")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    let mut whole: HashMap<&str, usize> = HashMap::new();
+    for d in details.iter().filter(|d| d.starts_with("reading all")) {
+        let folder = d.split('\'').nth(1).unwrap_or_default();
+        *whole.entry(folder).or_default() += 1;
+    }
+    assert!(
+        whole.len() > 3,
+        "every folder holding mail is read once: {whole:?}"
+    );
+    assert!(
+        whole.values().all(|n| *n == 1),
+        "a folder was read whole more than once: {whole:?}\n{ctx}"
+    );
+    // At least one folder read whole was cut into, and then read from its last UIDNEXT on.
+    assert!(
+        details.iter().any(|d| d.starts_with("reading UIDs ")
+            && d.contains("unconfirmed")
+            && whole.contains_key(d.split('\'').nth(1).unwrap_or_default())),
+        "no cut left APPENDs unconfirmed in a folder that held mail\n{ctx}"
+    );
+}

@@ -30,7 +30,8 @@ impl Engine {
     fn copy_attempt(&self, pair: &mut Pair, task: &Task, prog: &mut FolderProgress) -> SResult<()> {
         let Pair { src, dst, buf } = pair;
         // A new attempt walks again whatever the last one left open.
-        let uncertain = prog.ledger.rewind();
+        prog.known.broke_with(prog.ledger.rewind());
+        prog.batch.attempt();
         let sinfo = src.examine(&task.map.source_wire).on(Side::Source)?;
         prog.uid_validity = sinfo.uid_validity;
         if sinfo.exists == 0 || self.opts.dry_run {
@@ -60,23 +61,22 @@ impl Engine {
 
         // APPENDs of an interrupted run or a broken connection may still land: let them,
         // before the destination folder is read.
+        let uncertain = prog.known.stale();
         self.await_late_appends(task, prog, uncertain);
         let dinfo = dst.select(&task.map.dest_wire).on(Side::Destination)?;
         prog.dest_uid_validity = dinfo.uid_validity;
         prog.next_seen = dinfo.uid_next;
-        let must_index = dinfo.exists > 0 && (task.index_destination || uncertain);
+        // Already there? Only worth asking when the destination folder holds anything, and
+        // after a reconnect only what arrived since the last look (see `known`).
+        let reread = self
+            .look_at_destination(dst, task, prog, &dinfo)
+            .on(Side::Destination)?;
         // UIDNEXT vouches for "nothing appended beyond the checkpoint" only when everything
         // in the folder is accounted for. While messages found by the index are still ahead
         // of the checkpoint it must not be recorded, or a later run would skip the index and
         // append them again; it is read afresh once the folder is done.
+        let must_index = prog.known.whole || uncertain || !prog.known.idx.is_empty();
         prog.dest_uid_next = if must_index { None } else { dinfo.uid_next };
-        // Already there? Only worth asking when the destination folder holds anything.
-        let mut idx = if must_index {
-            self.index_destination(dst, dinfo.exists)
-                .on(Side::Destination)?
-        } else {
-            Index::default()
-        };
 
         let mut walked_all = true;
         let mut inflight: Option<(Pending, Vec<Sent>)> = None;
@@ -90,17 +90,36 @@ impl Engine {
                 .fetch_meta_set(&uid_set(window.iter().copied()))
                 .on(Side::Source)?;
             metas.retain(|x| self.opts.dates.takes(x.internal_date));
-            // What an earlier attempt settled is not handled twice; what it stored still
-            // claims its copy in the index, so a twin is not taken for it.
-            metas.retain(|x| prog.ledger.settled(x.uid) != Some(false));
+            // What an earlier attempt settled is not handled twice. When the whole folder
+            // was read again, what it stored claims its copy in the index, so a twin is not
+            // taken for it (otherwise those copies were claimed, or are known to be ours).
+            metas.retain(|x| match prog.ledger.settled(x.uid) {
+                Some(held) => reread && held,
+                None => true,
+            });
             if src.caps.gmail {
                 self.mark_important(src, task, &mut metas)
                     .on(Side::Source)?;
             }
-            let present = if idx.is_empty() {
+            // Only those the destination may hold unaccounted for are looked for, after
+            // those settled claimed their copies (so a twin never takes one of ours).
+            let (claim, ask): (Vec<MessageMeta>, Vec<MessageMeta>) = if prog.known.idx.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                metas
+                    .iter()
+                    .filter(|m| prog.known.may_hold(m.uid) || prog.ledger.settled(m.uid).is_some())
+                    .cloned()
+                    .partition(|m| prog.ledger.settled(m.uid).is_some())
+            };
+            if !claim.is_empty() {
+                match_source(src, &claim, &mut prog.known.idx, &mut prog.suspects)
+                    .on(Side::Source)?;
+            }
+            let present = if ask.is_empty() {
                 HashMap::new()
             } else {
-                match_source(src, &metas, &mut idx, &mut prog.suspects).on(Side::Source)?
+                match_source(src, &ask, &mut prog.known.idx, &mut prog.suspects).on(Side::Source)?
             };
             metas.retain(|x| prog.ledger.settled(x.uid).is_none());
             let whole = self.copy_window(
@@ -183,14 +202,17 @@ impl Engine {
             // Next batch: bounded by bytes and count; skips are settled on the way.
             let mut batch: Vec<&MessageMeta> = Vec::new();
             let mut batch_bytes = 0u64;
-            let max_batch = self
-                .opts
-                .throttle
-                .as_ref()
-                .map_or(self.opts.batch_messages, |t| t.batch_hint());
+            // As large as the link carries (see `adapt`).
+            let max_batch = prog.batch.count(
+                self.opts
+                    .throttle
+                    .as_ref()
+                    .map_or(self.opts.batch_messages, |t| t.batch_hint()),
+            );
+            let max_bytes = prog.batch.bytes();
             while i < metas.len() && batch.len() < max_batch {
                 let m = &metas[i];
-                if !batch.is_empty() && batch_bytes + m.size > self.opts.batch_bytes {
+                if !batch.is_empty() && batch_bytes + m.size > max_bytes {
                     break;
                 }
                 i += 1;
@@ -211,6 +233,10 @@ impl Engine {
                 }
                 if limit.is_some_and(|l| m.size > l) {
                     self.skip(task, prog, m, None, SkipReason::SizeLimit);
+                    continue;
+                }
+                if let Some(reason) = prog.batch.cannot_pass(m.uid) {
+                    self.fail(task, prog, m.uid, None, reason);
                     continue;
                 }
                 if let Some(&alone) = prog.suspects.get(&m.uid) {
@@ -249,6 +275,19 @@ impl Engine {
                 prog.ledger.passed(metas[i - 1].uid);
                 continue;
             }
+            // One message at a time: the one before is answered first, so a break is
+            // blamed on the one on its way.
+            if prog.batch.single()
+                && let Some((p, sent)) = inflight.take()
+            {
+                let again = self
+                    .settle(dst, task, prog, p, sent)
+                    .on(Side::Destination)?;
+                self.resend_one_by_one(src, dst, task, prog, again)?;
+                self.sample_check(dst, task, prog)?;
+            }
+            prog.batch
+                .sending(batch.len(), batch_bytes, (batch[0].uid, batch[0].size));
             let uids = uid_set(batch.iter().map(|m| m.uid));
             let fetched = src.fetch_bodies(&uids, std::mem::take(buf), batch_bytes as usize);
             // The answers to the batch in flight are read whatever the fetch said, so the
@@ -286,6 +325,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e).on(Side::Source),
             };
+            prog.batch.fetched();
             // Only what we asked for (a server may add unsolicited FETCH responses).
             let mut wanted: HashSet<u32> = batch.iter().map(|m| m.uid).collect();
             let got: Vec<(&MessageMeta, &[u8])> = bodies
@@ -394,6 +434,7 @@ impl Engine {
         sent: Vec<Sent>,
     ) -> Result<Vec<Retry>, ImapError> {
         let outcomes = dst.append_finish(pending)?;
+        prog.batch.grow();
         // A MULTIAPPEND whose APPENDUID set names every message gives each its own UID
         // (see `append_finish`). Otherwise all carry the batch's highest new UID (the last
         // message's); the others had the UIDs just below only when the batch began at the
@@ -478,8 +519,9 @@ impl Engine {
                 message_id: s.message_id.clone(),
             },
         );
-        if let Some(d) = map_to {
-            prog.mapped.push((s.uid, d));
+        match map_to {
+            Some(d) => prog.mapped.push((s.uid, d)),
+            None => prog.known.stored_unmapped(),
         }
         prog.next_seen = match (new_uid, prog.next_seen) {
             (Some(u), Some(n)) => Some(n.max(u.saturating_add(1))),

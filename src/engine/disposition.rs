@@ -55,6 +55,11 @@ pub(crate) fn disposition(err: &ImapError, side: Side, op: Op) -> Disposition {
     }
 }
 
+/// Did the server ask us to slow down (a provider signal, not a broken link)?
+pub(crate) fn is_signal(e: &SideErr, op: Op) -> bool {
+    e.err.signal(e.side, phase(e.side, op)).is_some()
+}
+
 fn phase(side: Side, op: Op) -> Phase {
     match (op, side) {
         (Op::Open, _) => Phase::Open,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod adapt;
 mod connections;
 mod copy;
 pub(crate) use copy::WINDOW;
@@ -13,6 +14,7 @@ mod disposition;
 pub(crate) use disposition::{Disposition, Op, disposition, server_trouble};
 mod flags;
 mod guard;
+mod known;
 mod late;
 mod ledger;
 mod proof;
@@ -207,6 +209,18 @@ struct FolderProgress {
     attempt_done: bool,
     /// When the last attempt broke off, possibly with APPENDs in flight.
     broke_off: Option<std::time::SystemTime>,
+    /// Batch sizes the link carries, and messages that break it alone (see [`adapt`]).
+    batch: adapt::BatchSize,
+    /// What is known of the destination folder across attempts (see [`known`]).
+    known: known::DestKnown,
+}
+
+impl FolderProgress {
+    /// Grows with every message settled and with what a failure taught (a smaller batch, a
+    /// strike against a message): a failure that moves it does not spend `--retries`.
+    fn progress_mark(&self) -> u64 {
+        u64::from(self.ledger.next_uid()) + self.batch.lessons()
+    }
 }
 
 /// Wire names subscribed on each side (LSUB) when the job began; `None` when that side
@@ -873,12 +887,13 @@ impl Engine {
         });
         let mut prog = FolderProgress {
             ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
+            batch: adapt::BatchSize::new(self.opts.batch_bytes, self.opts.batch_messages),
             ..Default::default()
         };
         // `--retries` counts failures in a row: progress in between gives it back. Progress is
         // `next_uid`, which moves only when a batch is settled (`done` also counts messages
-        // skipped again after each reconnect).
-        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.ledger.next_uid().into());
+        // skipped again after each reconnect), and what a failure taught.
+        let mut budget = retry::RetryBudget::new(self.opts.retries, prog.progress_mark());
         let mut failed_reason = None;
         loop {
             if pair.is_none() {
@@ -891,23 +906,29 @@ impl Engine {
                     // spending the budget. The bandwidth cap: stop (the run is interrupted).
                     Err(e) if self.login_refused_for_now(&e) => continue,
                     Err(e) if self.stop_if_capped(&e) => break,
-                    Err(e)
-                        if e.err.is_recoverable()
-                            && budget.allows(prog.ledger.next_uid().into()) =>
-                    {
+                    Err(e) if e.err.is_recoverable() && budget.allows(prog.progress_mark()) => {
                         continue;
                     }
                     Err(e) => return Err(e),
                 }
             }
             let Some(p) = pair.as_mut() else { continue };
-            match self.copy_once(p, task, &mut prog) {
+            let r = self.copy_once(p, task, &mut prog);
+            // A broken link: the next batch is smaller, or the message alone on it is blamed.
+            // A server asking us to slow down is no fault of the message on its way.
+            if let Err(e) = &r
+                && e.err.is_recoverable()
+                && !disposition::is_signal(e, Op::Copy)
+            {
+                prog.batch.broke(e.side);
+            }
+            match r {
                 Ok(()) => break,
                 // [TRYCREATE]: the destination folder went away; create it and go on.
                 Err(e)
                     if e.err.disposition(e.side, crate::imap::Phase::Append)
                         == crate::imap::Disposition::CreateAndRetry
-                        && budget.allows(prog.ledger.next_uid().into()) =>
+                        && budget.allows(prog.progress_mark()) =>
                 {
                     if let Err(ce) = p.dst.create(&task.map.dest_wire) {
                         failed_reason = Some((
@@ -924,9 +945,7 @@ impl Engine {
                     }
                     break;
                 }
-                Err(e)
-                    if e.err.is_recoverable() && budget.allows(prog.ledger.next_uid().into()) =>
-                {
+                Err(e) if e.err.is_recoverable() && budget.allows(prog.progress_mark()) => {
                     if let Some(old) = pair.take() {
                         old.src.abandon();
                         old.dst.abandon();

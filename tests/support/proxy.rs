@@ -149,10 +149,35 @@ struct Counter {
     faults: usize,
 }
 
+/// Per-connection cut points drawn from a range (see [`Proxy::cut_each_connection`]).
+#[derive(Clone, Copy)]
+struct Spread {
+    lo: u64,
+    hi: u64,
+    seed: u64,
+}
+
+impl Spread {
+    /// Where connection `id` is cut in `dir` (splitmix64 of seed, id and direction).
+    fn at(&self, id: usize, dir: Dir) -> u64 {
+        let mut z = self
+            .seed
+            .wrapping_add((id as u64) << 1 | u64::from(dir == Dir::ClientToServer))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        self.lo + z % (self.hi.saturating_sub(self.lo) + 1)
+    }
+}
+
 struct Shared {
     upstream: SocketAddr,
     /// Each rule with its own byte counter.
     rules: Vec<(Rule, Mutex<Counter>)>,
+    spread: Option<Spread>,
+    /// No more faults: a plain relay from now on.
+    healed: AtomicBool,
     stop: AtomicBool,
     connections: AtomicUsize,
     /// Faults actually carried out (an injection counts once written).
@@ -192,6 +217,36 @@ impl Proxy {
     /// Like [`Proxy::start`] with several independent rules (the first that
     /// fires on a chunk wins).
     pub fn with_rules(upstream_port: u16, rules: Vec<Rule>) -> Proxy {
+        Proxy::build(upstream_port, rules, None)
+    }
+
+    /// A flaky link: every connection is cut once it relayed a random amount between `lo`
+    /// and `hi` bytes in one of `dirs` (a new amount per connection and direction, drawn
+    /// from `seed`, so a run faces the same cuts in the same connections).
+    pub fn cut_each_connection(
+        upstream_port: u16,
+        dirs: &[Dir],
+        lo: u64,
+        hi: u64,
+        seed: u64,
+    ) -> Proxy {
+        let rules = dirs
+            .iter()
+            .map(|&dir| Rule {
+                dir,
+                action: Action::Cut,
+                first_at: lo,
+                every: 0,
+                max_faults: usize::MAX,
+                min_conn_bytes: 0,
+                from_conn: 0,
+                per_connection: true,
+            })
+            .collect();
+        Proxy::build(upstream_port, rules, Some(Spread { lo, hi, seed }))
+    }
+
+    fn build(upstream_port: u16, rules: Vec<Rule>, spread: Option<Spread>) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("proxy addr").port();
@@ -209,6 +264,8 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
             rules,
+            spread,
+            healed: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             faults_done: AtomicUsize::new(0),
@@ -223,6 +280,11 @@ impl Proxy {
             shared,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// From now on relay without faults (the same address, a sound link).
+    pub fn heal(&self) {
+        self.shared.healed.store(true, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.
@@ -370,6 +432,9 @@ enum Decision {
 
 fn decide(sh: &Shared, id: usize, dir: Dir, conn_bytes: u64, len: usize) -> Decision {
     let mut out = Decision::Relay;
+    if sh.healed.load(Ordering::SeqCst) {
+        return out;
+    }
     for (rule, counter) in &sh.rules {
         let Ok(mut c) = counter.lock() else {
             continue;
@@ -383,10 +448,11 @@ fn decide(sh: &Shared, id: usize, dir: Dir, conn_bytes: u64, len: usize) -> Deci
             continue;
         }
         let offset = if rule.per_connection {
-            if conn_bytes + (len as u64) < rule.first_at {
+            let at = sh.spread.map_or(rule.first_at, |s| s.at(id, dir));
+            if conn_bytes + (len as u64) < at {
                 continue;
             }
-            rule.first_at.saturating_sub(conn_bytes) as usize
+            at.saturating_sub(conn_bytes) as usize
         } else {
             if c.relayed < c.next_at {
                 continue;
