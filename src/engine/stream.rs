@@ -16,6 +16,10 @@ use crate::imap::{AppendStart, BodySink, StreamedAppend};
 
 /// Header bytes kept from the first chunks to read the Message-ID.
 const HEAD_MAX: usize = 64 * 1024;
+/// Bytes gathered before they are written to the destination: the wire hands over one TLS
+/// record (16 KiB) at a time, and a write per record costs wake-ups on every process of the
+/// chain.
+const WRITE_CHUNK: usize = 256 * 1024;
 
 /// `BTSX_STREAM_ABOVE` (bytes): a hidden knob for tests, to stream messages of a few MiB.
 pub(super) fn stream_above_from_env() -> Option<u64> {
@@ -74,6 +78,7 @@ impl Engine {
                 state: PipeState::Idle,
                 hasher: want_hash.then(Hasher::default),
                 head: Vec::new(),
+                out: Vec::new(),
                 bytes: 0,
                 dst_broke: false,
             };
@@ -174,6 +179,8 @@ struct Pipe<'a> {
     hasher: Option<Hasher>,
     /// The header's first bytes, for the Message-ID.
     head: Vec<u8>,
+    /// Read, not yet written to the destination (at most [`WRITE_CHUNK`]).
+    out: Vec<u8>,
     bytes: u64,
     /// The destination failed: the error is about it (the source is merely out of step).
     dst_broke: bool,
@@ -183,7 +190,10 @@ impl Pipe<'_> {
     /// The destination's answer, once the whole body went through.
     fn finish(self) -> Result<AppendOutcome, ImapError> {
         match self.state {
-            PipeState::Writing(a) => self.dst.append_end(a),
+            PipeState::Writing(mut a) => {
+                self.dst.append_write(&mut a, &self.out)?;
+                self.dst.append_end(a)
+            }
             PipeState::Answered(r) => r,
             PipeState::Idle => Err(ImapError::new(
                 Kind::Protocol,
@@ -227,8 +237,15 @@ impl BodySink for Pipe<'_> {
             self.head.extend_from_slice(&data[..take]);
         }
         if let PipeState::Writing(a) = &mut self.state {
-            let r = self.dst.append_write(a, data);
-            r.map_err(|e| self.dst_err(e))?;
+            if self.out.capacity() == 0 {
+                self.out.reserve_exact(WRITE_CHUNK + 64 * 1024);
+            }
+            self.out.extend_from_slice(data);
+            if self.out.len() >= WRITE_CHUNK {
+                let r = self.dst.append_write(a, &self.out);
+                self.out.clear();
+                r.map_err(|e| self.dst_err(e))?;
+            }
         }
         Ok(())
     }
