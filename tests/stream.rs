@@ -229,3 +229,55 @@ fn a_cut_in_the_middle_of_the_stream_leaves_no_partial_or_doubled_copy() {
         );
     }
 }
+
+#[test]
+fn a_streamed_message_the_destination_refuses_fails_alone() {
+    // Messages over 10 MB are refused, and APPENDLIMIT is not advertised, so btsx learns it
+    // from the APPEND's answer: after the literal (LITERAL+), or instead of the `+` (then the
+    // source's body is read to its end and dropped, and the connection goes on).
+    let ((src, src_digest), plus, sync) = std::thread::scope(|s| {
+        let a = s.spawn(|| source_with_giant("64"));
+        let dst = |caps: &'static str| {
+            move || {
+                Dovecot::start(ServerOpts {
+                    separator: '.',
+                    max_mail_size: Some("10M".into()),
+                    extra_conf: Some(format!("imap_capability ={caps}\n")),
+                    ..ServerOpts::default()
+                })
+            }
+        };
+        let b = s.spawn(dst(""));
+        let c = s.spawn(dst(
+            " IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE CHILDREN UNSELECT SPECIAL-USE UIDPLUS",
+        ));
+        (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+    });
+    let mut small = src_digest.clone();
+    if let Some(inbox) = small.folders.get_mut("INBOX") {
+        inbox.messages.retain(|m| m.size < 10 * MB);
+    }
+    for dst in [&plus, &sync] {
+        let state = tempfile::tempdir().expect("state dir");
+        let out = migrate(
+            (&src, &src.url(USER)),
+            (dst, &dst.url(USER)),
+            state.path(),
+            &[],
+        );
+        let ev = json_lines(&out);
+        let c = ctx(&out);
+        assert_eq!(out.status.code(), Some(1), "partial\n{c}");
+        let s = summary(&ev);
+        assert_eq!(s["messages_copied"], 30, "{c}");
+        assert_eq!(s["messages_failed"], 1, "{c}");
+        let failed: Vec<&Value> = ev
+            .iter()
+            .filter(|e| e["type"] == "message_failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "{c}");
+        let reason = failed[0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("the destination refused it"), "{reason}");
+        assert_same_mail("", &small, &dst.digest(USER), &folder_map(s), Others::Empty);
+    }
+}
