@@ -8,6 +8,10 @@
 //! sample). A break on either side mid-stream drops both connections: a destination that got
 //! a short literal cannot store it, and the message stays open in the ledger, so the next
 //! attempt (after indexing the destination) copies it again. Nothing is half-stored.
+//!
+//! What a batch does and a stream cannot: a body is sent before it is seen whole, so a NUL
+//! byte goes in a plain literal (a notice says so) and Dovecot's NUL-as-0x80 in `BODY[]` is
+//! not repaired from `BINARY[]`; the proof reads such a copy back the same way, so it matches.
 
 use super::copy::Sent;
 use super::*;
