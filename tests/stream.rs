@@ -1,8 +1,9 @@
 //! Issue 12 item 6: a message larger than a batch is copied alone and streamed, from the
 //! source's FETCH literal into the destination's APPEND literal, never held whole. Against
 //! real Dovecot servers: it arrives byte-exact among small ones (with LITERAL+ and with
-//! synchronizing literals), `--delete-source` proves and deletes it, and a cut in the middle
-//! of the stream on either side leaves neither a partial nor a doubled copy.
+//! synchronizing literals, into Cyrus and out of it), `--delete-source` proves and deletes it,
+//! a refusal fails it alone, and a cut in the middle of the stream on either side leaves
+//! neither a partial nor a doubled copy.
 
 #[path = "support/proxy.rs"]
 mod proxy;
@@ -14,7 +15,8 @@ use std::process::Output;
 use proxy::{Dir, Proxy, Rule};
 use serde_json::Value;
 use support::{
-    Digest, Dovecot, Others, ServerOpts, assert_same_mail, btsx, folder_map, json_lines, summary,
+    Cyrus, Digest, Dovecot, Others, Server, ServerOpts, assert_same_mail, btsx, digest_map,
+    folder_map, json_lines, summary,
 };
 
 const USER: &str = "alice";
@@ -279,5 +281,36 @@ fn a_streamed_message_the_destination_refuses_fails_alone() {
         let reason = failed[0]["reason"].as_str().unwrap_or_default();
         assert!(reason.contains("the destination refused it"), "{reason}");
         assert_same_mail("", &small, &dst.digest(USER), &folder_map(s), Others::Empty);
+    }
+}
+
+#[test]
+fn a_giant_message_streams_into_cyrus_and_back_out() {
+    let ((src, src_digest), cyrus, back) = std::thread::scope(|s| {
+        let a = s.spawn(|| source_with_giant("65"));
+        let b = s.spawn(Cyrus::start_default);
+        let c = s.spawn(Dovecot::destination);
+        (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+    });
+    let hops: [(&dyn Server, &dyn Server); 2] = [(&src, &cyrus), (&cyrus, &back)];
+    for (from, to) in hops {
+        let state = tempfile::tempdir().expect("state dir");
+        let out = support::migrate_cmd(
+            from,
+            to,
+            USER,
+            &state.path().join("s.json"),
+            &["--json", "-v"],
+        )
+        .output()
+        .expect("run btsx");
+        let ev = json_lines(&out);
+        let c = format!("{} → {}: {}", from.kind(), to.kind(), ctx(&out));
+        assert_eq!(out.status.code(), Some(0), "{c}");
+        let s = summary(&ev);
+        assert_eq!(s["messages_copied"], 31, "{c}");
+        assert!(streamed(&ev).iter().any(|&n| n > 40 * MB), "{c}");
+        let got = to.digest(USER);
+        assert_same_mail(&c, &src_digest, &got, &digest_map(s, &got), Others::Empty);
     }
 }
