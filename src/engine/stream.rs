@@ -98,7 +98,13 @@ impl Engine {
                     return Ok(());
                 }
                 Err(e) if pipe.dst_broke => return Err(e).on(Side::Destination),
-                Err(e) if e.kind == Kind::No && matches!(pipe.state, PipeState::Idle) => {
+                // A NO that is not about the server's state (such as [UNAVAILABLE]) is about
+                // this message; nothing reached the destination.
+                Err(e)
+                    if e.kind == Kind::No
+                        && !e.is_recoverable()
+                        && matches!(pipe.state, PipeState::Idle) =>
+                {
                     let why = format!("the source would not give it: {}", e.message);
                     self.fail_streamed(task, prog, &s, why);
                     return Ok(());
