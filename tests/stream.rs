@@ -5,6 +5,8 @@
 //! a refusal fails it alone, and a cut in the middle of the stream on either side leaves
 //! neither a partial nor a doubled copy.
 
+#[path = "support/fake.rs"]
+mod fake;
 #[path = "support/proxy.rs"]
 mod proxy;
 mod support;
@@ -12,6 +14,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
+use fake::{Fake, FakeFolder, Rule as FakeRule, Script};
 use proxy::{Dir, Proxy, Rule};
 use serde_json::Value;
 use support::{
@@ -313,4 +316,109 @@ fn a_giant_message_streams_into_cyrus_and_back_out() {
         let got = to.digest(USER);
         assert_same_mail(&c, &src_digest, &got, &digest_map(s, &got), Others::Empty);
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Against the scripted fake server (tests/support/fake.rs), every message streamed
+// (`BTSX_STREAM_ABOVE=0`): answers a real server will not give on demand.
+
+fn fake_message(n: usize) -> Vec<u8> {
+    format!(
+        "Message-ID: <{n}@fake.test>\r\nSubject: message {n}\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+fn fake_folder(name: &[u8], first: usize, count: usize) -> FakeFolder {
+    let bodies: Vec<Vec<u8>> = (first..first + count).map(fake_message).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    FakeFolder::new(name, &refs)
+}
+
+#[test]
+fn streamed_appends_meet_trycreate_unavailable_and_a_source_no() {
+    let mut broken = fake_folder(b"Broken", 9, 1);
+    broken.messages[0].uid = 7;
+    broken.uid_next = 8;
+    let src = Fake::start(Script {
+        folders: vec![fake_folder(b"INBOX", 1, 3), broken],
+        rules: vec![FakeRule::always(
+            r"^UID FETCH 7 \(UID BODY\.PEEK\[\]\)",
+            "{tag} NO Message is unavailable\r\n",
+        )],
+        ..Default::default()
+    });
+    // The first APPEND meets [TRYCREATE], the third [UNAVAILABLE].
+    let dst = Fake::start(Script {
+        folders: vec![
+            fake_folder(b"INBOX", 100, 0),
+            fake_folder(b"Broken", 100, 0),
+        ],
+        rules: vec![
+            FakeRule::once("^APPEND", "{tag} NO [TRYCREATE] Mailbox doesn't exist\r\n"),
+            FakeRule::once_after(1, "^APPEND", "{tag} NO [UNAVAILABLE] Backend busy\r\n"),
+        ],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = btsx()
+        .arg("migrate")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .args([
+            "--plaintext",
+            "--json",
+            "-v",
+            "--jobs",
+            "1",
+            "--timeout",
+            "20s",
+        ])
+        .arg("--state")
+        .arg(tmp.path().join("state.json"))
+        .env("BTSX_SRC_PASSWORD", "pw")
+        .env("BTSX_DST_PASSWORD", "pw")
+        .env("XDG_STATE_HOME", tmp.path())
+        .env("BTSX_STREAM_ABOVE", "0")
+        .output()
+        .expect("run btsx");
+    let c = ctx(&out);
+    let ev = json_lines(&out);
+    let s = summary(&ev);
+    assert_eq!(out.status.code(), Some(1), "one message failed\n{c}");
+    assert_eq!(s["messages_copied"], 3, "{c}");
+    assert!(
+        s["reconnects_destination"].as_u64().unwrap_or(0) >= 1,
+        "{c}"
+    );
+    assert!(streamed(&ev).len() >= 3, "every message went streamed\n{c}");
+    // CREATE followed the streamed APPEND's [TRYCREATE].
+    let sent = dst.commands();
+    let first = sent
+        .iter()
+        .position(|c| c.contains("APPEND"))
+        .expect("append");
+    assert!(
+        sent[first..].iter().any(|c| c.contains("CREATE INBOX")),
+        "{sent:?}"
+    );
+    // The source's NO is about that one message: it fails alone, with the server's words.
+    assert!(
+        ev.iter().any(|e| e["type"] == "message_failed"
+            && e["folder"] == "Broken"
+            && e["uid"] == 7
+            && e["reason"].as_str().is_some_and(
+                |m| m.contains("would not give it: ") && m.contains("Message is unavailable")
+            )),
+        "{c}"
+    );
+    let mut bodies: Vec<Vec<u8>> = dst
+        .folder(b"INBOX")
+        .expect("inbox")
+        .messages
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, (1..4).map(fake_message).collect::<Vec<_>>(), "{c}");
 }
