@@ -222,7 +222,7 @@ impl Engine {
                         self.resend_one_by_one(src, dst, task, prog, again)?;
                     }
                     let s = self.sent_of(task, prog, dinfo, m, None);
-                    self.stream_alone(src, dst, task, prog, s)?;
+                    *inflight = self.stream_alone(src, dst, task, prog, s)?;
                     continue;
                 }
                 if let Some(&alone) = prog.suspects.get(&m.uid) {

@@ -37,8 +37,9 @@ impl Engine {
     }
 
     /// Copy one giant message alone, streamed (nothing else in flight on `dst`). Settles it
-    /// (stored, or failed with its reason) or returns the error that broke the stream, with
-    /// the message left open.
+    /// (stored, or failed with its reason), or leaves its APPEND's answer in flight (returned,
+    /// to be settled like a batch's while the next batch is fetched), or returns the error
+    /// that broke the stream, with the message left open.
     pub(super) fn stream_alone(
         &self,
         src: &mut Session,
@@ -46,11 +47,11 @@ impl Engine {
         task: &Task,
         prog: &mut FolderProgress,
         mut s: Sent,
-    ) -> SResult<()> {
+    ) -> SResult<Option<(Pending, Vec<Sent>)>> {
         if prog.suspects.get(&s.uid) == Some(&true) {
             let why = "the source closes the session whenever this message is fetched";
             self.fail_streamed(task, prog, &s, why.into());
-            return Ok(());
+            return Ok(None);
         }
         if let Some(t) = &self.opts.throttle {
             t.acquire(s.size);
@@ -95,7 +96,7 @@ impl Engine {
                     // No body came: nothing was sent to the destination.
                     let why = "the message disappeared from the source during the run";
                     self.fail_streamed(task, prog, &s, why.into());
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) if pipe.dst_broke => return Err(e).on(Side::Destination),
                 // A NO that is not about the server's state (such as [UNAVAILABLE]) is about
@@ -107,7 +108,7 @@ impl Engine {
                 {
                     let why = format!("the source would not give it: {}", e.message);
                     self.fail_streamed(task, prog, &s, why);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(mut e) => {
                     if e.kind == Kind::Dropped && e.message.contains("closed the session") {
@@ -125,11 +126,24 @@ impl Engine {
                     return Err(e).on(Side::Source);
                 }
             }
-            match pipe.finish().on(Side::Destination)? {
+            s.message_id = index::message_id(&head);
+            let outcome = match pipe.finish().on(Side::Destination)? {
+                Err(answered) => answered,
+                // Without keywords there is no second try: its answer is settled like a
+                // batch's, while the next batch is fetched.
+                Ok(pending) if s.keywords.is_empty() => {
+                    (s.size, s.hash) = (bytes, hash);
+                    return Ok(Some((pending, vec![s])));
+                }
+                Ok(pending) => {
+                    let mut answers = dst.append_finish(pending).on(Side::Destination)?;
+                    let no = || AppendOutcome::Refused("no answer".into());
+                    answers.pop().unwrap_or_else(no)
+                }
+            };
+            match outcome {
                 AppendOutcome::Stored(uid) => {
-                    s.size = bytes;
-                    s.hash = hash;
-                    s.message_id = index::message_id(&head);
+                    (s.size, s.hash) = (bytes, hash);
                     self.stored(prog, &s, uid, uid);
                     if flags.len() < all.len() {
                         self.emit(Event::Warning {
@@ -144,12 +158,9 @@ impl Engine {
                     }
                     self.progress(task, prog);
                     self.checkpoint(task, prog, FolderStatus::Interrupted);
-                    return Ok(());
+                    return Ok(None);
                 }
-                AppendOutcome::Refused(why) | AppendOutcome::BatchRefused(why) => {
-                    s.message_id = index::message_id(&head);
-                    reason = why;
-                }
+                AppendOutcome::Refused(why) | AppendOutcome::BatchRefused(why) => reason = why,
             }
         }
         self.fail_streamed(
@@ -158,7 +169,7 @@ impl Engine {
             &s,
             format!("the destination refused it: {reason}"),
         );
-        Ok(())
+        Ok(None)
     }
 
     fn fail_streamed(&self, task: &Task, prog: &mut FolderProgress, s: &Sent, reason: String) {
@@ -197,14 +208,15 @@ struct Pipe<'a> {
 }
 
 impl Pipe<'_> {
-    /// The destination's answer, once the whole body went through.
-    fn finish(self) -> Result<AppendOutcome, ImapError> {
+    /// Once the whole body went through: the APPEND ended, its answer still to read, or
+    /// the answer the destination gave instead of taking the literal.
+    fn finish(self) -> Result<Result<Pending, AppendOutcome>, ImapError> {
         match self.state {
             PipeState::Writing(mut a) => {
                 self.dst.append_write(&mut a, &self.out)?;
-                self.dst.append_end(a)
+                self.dst.append_close(a).map(Ok)
             }
-            PipeState::Answered(r) => r,
+            PipeState::Answered(r) => r.map(Err),
             PipeState::Idle => Err(ImapError::new(
                 Kind::Protocol,
                 "the source returned the message without its body",

@@ -59,7 +59,7 @@ pub struct StreamedAppend {
 
 /// What the destination said to an announced APPEND before its literal.
 pub enum AppendStart {
-    /// Write the literal now ([`Session::append_write`], then [`Session::append_end`]).
+    /// Write the literal now ([`Session::append_write`], then [`Session::append_close`]).
     Go(StreamedAppend),
     /// It answered instead of taking the literal: refused, or an error the engine acts on.
     Answered(Result<AppendOutcome, ImapError>),
@@ -187,9 +187,11 @@ impl Session {
         self.write(data)
     }
 
-    /// End a streamed APPEND whose literal is complete and read its answer. A literal cut
-    /// short is never ended: the caller drops the connection, and the server aborts it.
-    pub fn append_end(&mut self, a: StreamedAppend) -> Result<AppendOutcome, ImapError> {
+    /// End a streamed APPEND whose literal is complete; its answer is read with
+    /// [`Session::append_finish`] (so the next batch can be fetched while the server stores
+    /// it). A literal cut short is never ended: the caller drops the connection, and the
+    /// server aborts the APPEND.
+    pub fn append_close(&mut self, a: StreamedAppend) -> Result<Pending, ImapError> {
         if a.left > 0 {
             return Err(ImapError::new(
                 Kind::Protocol,
@@ -201,14 +203,11 @@ impl Session {
         }
         self.write(b"\r\n")?;
         self.flush()?;
-        let mut done = Done::new();
-        self.read_until(&a.tag, None, &mut done, &mut |_| {})?;
-        let r = done.remove(&a.tag).unwrap_or(StatusResp {
-            status: Status::No,
-            code: None,
-            text: "no answer".into(),
-        });
-        self.outcome(r)
+        Ok(Pending {
+            tags: vec![a.tag],
+            done: Done::new(),
+            multi: None,
+        })
     }
 
     /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
