@@ -422,3 +422,66 @@ fn streamed_appends_meet_trycreate_unavailable_and_a_source_no() {
     bodies.sort();
     assert_eq!(bodies, (1..4).map(fake_message).collect::<Vec<_>>(), "{c}");
 }
+
+#[test]
+fn a_streamed_message_whose_keywords_are_refused_is_streamed_again_without_them() {
+    let mut inbox = fake_folder(b"INBOX", 1, 2);
+    inbox.messages[1].flags = "\\Seen $Label1".into();
+    let src = Fake::start(Script {
+        folders: vec![inbox],
+        ..Default::default()
+    });
+    let dst = Fake::start(Script {
+        folders: vec![fake_folder(b"INBOX", 100, 0)],
+        rules: vec![FakeRule::always(
+            r"^APPEND INBOX \([^)]*\$Label1",
+            "{tag} NO Invalid keyword\r\n",
+        )],
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = btsx()
+        .arg("migrate")
+        .arg(src.url(USER))
+        .arg(dst.url(USER))
+        .args([
+            "--plaintext",
+            "--json",
+            "-v",
+            "--jobs",
+            "1",
+            "--timeout",
+            "20s",
+        ])
+        .arg("--state")
+        .arg(tmp.path().join("state.json"))
+        .env("BTSX_SRC_PASSWORD", "pw")
+        .env("BTSX_DST_PASSWORD", "pw")
+        .env("XDG_STATE_HOME", tmp.path())
+        .env("BTSX_STREAM_ABOVE", "0")
+        .output()
+        .expect("run btsx");
+    let c = ctx(&out);
+    let ev = json_lines(&out);
+    assert_eq!(out.status.code(), Some(0), "{c}");
+    assert_eq!(summary(&ev)["messages_copied"], 2, "{c}");
+    assert!(
+        ev.iter().any(|e| e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("copied without its keywords $Label1"))),
+        "{c}"
+    );
+    let got = dst.folder(b"INBOX").expect("inbox").messages;
+    assert_eq!(got.len(), 2, "{c}");
+    let mut bodies: Vec<Vec<u8>> = got.into_iter().map(|m| m.body).collect();
+    bodies.sort();
+    assert_eq!(bodies, (1..3).map(fake_message).collect::<Vec<_>>(), "{c}");
+    // The second message was read from the source twice: once per APPEND.
+    let fetches = src
+        .commands()
+        .iter()
+        .filter(|c| c.contains("UID FETCH 2 (UID BODY.PEEK[])"))
+        .count();
+    assert_eq!(fetches, 2, "{c}");
+}
