@@ -307,23 +307,22 @@ impl Session {
     ) -> Result<(), ImapError> {
         let addr = self.addr.clone();
         while !done.contains_key(tag) {
-            self.next(
-                sink.as_mut().map(|s| &mut **s as &mut dyn BodySink),
-                |r| match r {
-                    Response::Tagged(t, s) => {
-                        done.insert(t, s);
-                        Ok(())
-                    }
-                    Response::Continue(_) => Err(ImapError::new(
-                        Kind::Protocol,
-                        format!("{addr}: unexpected continuation request"),
-                    )),
-                    other => {
-                        on(other);
-                        Ok(())
-                    }
-                },
-            )??;
+            // A reborrow for this response (a sink's own lifetime cannot shrink behind &mut).
+            let sink = sink.as_mut().map(|s| &mut **s as &mut dyn BodySink);
+            self.next(sink, |r| match r {
+                Response::Tagged(t, s) => {
+                    done.insert(t, s);
+                    Ok(())
+                }
+                Response::Continue(_) => Err(ImapError::new(
+                    Kind::Protocol,
+                    format!("{addr}: unexpected continuation request"),
+                )),
+                other => {
+                    on(other);
+                    Ok(())
+                }
+            })??;
         }
         Ok(())
     }
