@@ -109,6 +109,11 @@ impl Hasher {
         self.body.update(data);
     }
 
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     pub fn finish(&self) -> ContentHash {
         let cut = |h: &blake3::Hasher| {
             let mut out = [0u8; 16];

@@ -239,6 +239,21 @@ impl Engine {
                     self.fail(task, prog, m.uid, None, reason);
                     continue;
                 }
+                // A giant message goes alone, streamed (stream.rs), after the answers in flight.
+                if self.streams(m) {
+                    if let Some((p, sent)) = inflight.take() {
+                        let again = self
+                            .settle(dst, task, prog, p, sent)
+                            .on(Side::Destination)?;
+                        self.resend_one_by_one(src, dst, task, prog, again)?;
+                    }
+                    let s = self.sent_of(task, prog, dinfo, m, None);
+                    // Alone on its way: a break while it streams is blamed on it (adapt.rs).
+                    prog.batch.sending(1, m.size, (m.uid, m.size));
+                    *inflight = self.stream_alone(src, dst, task, prog, s)?;
+                    prog.batch.fetched();
+                    continue;
+                }
                 if let Some(&alone) = prog.suspects.get(&m.uid) {
                     if alone {
                         self.fail(
@@ -400,7 +415,7 @@ impl Engine {
     }
 
     /// What is sent for one message: its flags as the destination can keep them.
-    fn sent_of(
+    pub(super) fn sent_of(
         &self,
         task: &Task,
         prog: &mut FolderProgress,
@@ -499,7 +514,7 @@ impl Engine {
     /// `new_uid`: what APPENDUID said (for a MULTIAPPEND without a UID per message, the
     /// batch's highest); `map_to`: the message's own destination UID when known for sure,
     /// which is also where the proof reads the copy back (unknown: found by identity).
-    fn stored(
+    pub(super) fn stored(
         &self,
         prog: &mut FolderProgress,
         s: &Sent,
@@ -651,7 +666,7 @@ impl Engine {
         Ok(())
     }
 
-    fn progress(&self, task: &Task, prog: &FolderProgress) {
+    pub(super) fn progress(&self, task: &Task, prog: &FolderProgress) {
         self.emit(Event::Progress {
             folder: task.map.source.clone(),
             done: prog.ledger.tally().done(),
@@ -687,7 +702,7 @@ impl Engine {
         });
     }
 
-    fn fail(
+    pub(super) fn fail(
         &self,
         task: &Task,
         prog: &mut FolderProgress,
@@ -839,15 +854,15 @@ struct Retry {
 }
 
 /// What we sent in one APPEND, to account for its answer.
-struct Sent {
-    uid: u32,
-    size: u64,
-    message_id: Option<String>,
+pub(super) struct Sent {
+    pub(super) uid: u32,
+    pub(super) size: u64,
+    pub(super) message_id: Option<String>,
     /// The content hash of what was sent (for the proof), when one is wanted.
-    hash: Option<ContentHash>,
+    pub(super) hash: Option<ContentHash>,
     /// Keywords sent with it; when the destination refuses the message they are dropped
     /// for one more try (with the system flags and the date alone).
-    keywords: Vec<String>,
-    system_flags: Vec<String>,
-    date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    pub(super) keywords: Vec<String>,
+    pub(super) system_flags: Vec<String>,
+    pub(super) date: Option<chrono::DateTime<chrono::FixedOffset>>,
 }

@@ -20,6 +20,7 @@ mod ledger;
 mod proof;
 mod retry;
 mod scan;
+mod stream;
 mod views;
 pub use views::AllMail;
 
@@ -77,6 +78,9 @@ pub struct Options {
     pub flag_sync: bool,
     /// `verify --deep`: compare every message's content hash, date and flags.
     pub deep: bool,
+    /// Messages larger than this are streamed alone, source to destination (see `stream`);
+    /// `None`: those larger than `batch_bytes`.
+    pub stream_above: Option<u64>,
 }
 
 impl Default for Options {
@@ -99,6 +103,7 @@ impl Default for Options {
             all_mail: AllMail::default(),
             flag_sync: true,
             deep: false,
+            stream_above: stream::stream_above_from_env(),
         }
     }
 }

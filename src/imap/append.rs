@@ -45,6 +45,26 @@ impl Pending {
     }
 }
 
+/// An APPEND whose literal the caller writes piece by piece ([`Session::append_start`]):
+/// a giant message streamed from the source, never held whole.
+#[must_use]
+pub struct StreamedAppend {
+    tag: String,
+    /// Literal bytes still to write.
+    left: u64,
+    size: u64,
+    /// A NUL byte went out in a plain literal (noted once).
+    nul_noted: bool,
+}
+
+/// What the destination said to an announced APPEND before its literal.
+pub enum AppendStart {
+    /// Write the literal now ([`Session::append_write`], then [`Session::append_close`]).
+    Go(StreamedAppend),
+    /// It answered instead of taking the literal: refused, or an error the engine acts on.
+    Answered(Result<AppendOutcome, ImapError>),
+}
+
 /// Does a body need `~{n}` (RFC 3516) to arrive unchanged? NUL is the one byte a plain
 /// literal cannot carry.
 pub fn needs_binary(body: &[u8]) -> bool {
@@ -91,17 +111,8 @@ impl Session {
     /// ` (flags) "date" {n}` + body; never \Recent; `~{n}` for a body with NULs where the
     /// server offers BINARY.
     fn message<'a>(&mut self, cmd: Command<'a>, item: &AppendItem<'a>) -> Command<'a> {
-        let flags = item
-            .flags
-            .iter()
-            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let date = item
-            .date
-            .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
-            .unwrap_or_default();
+        let flags = flag_list(item.flags);
+        let date = date_arg(item.date);
         let nul = needs_binary(item.body);
         let binary = self.caps.binary && nul;
         if nul && !binary {
@@ -120,6 +131,83 @@ impl Session {
             self.addr
         );
         self.notice(super::session::NoticeKind::NotByteExact, &text);
+    }
+
+    /// Announce an APPEND of a message of `size` bytes whose bytes are not at hand yet (a
+    /// giant message streamed from the source): flags and date as [`Session::append_send`]
+    /// sends them, then `{size}` and the server's `+` (or `{size+}` with LITERAL+). A plain
+    /// literal: whether the bytes hold a NUL is not known before they pass.
+    pub fn append_start(
+        &mut self,
+        mailbox: impl AsRef<[u8]>,
+        flags: &[String],
+        date: Option<DateTime<FixedOffset>>,
+        size: u64,
+    ) -> Result<AppendStart, ImapError> {
+        let tag = self.tag();
+        let cmd = Command::new("APPEND")
+            .astring(mailbox.as_ref())
+            .raw(&format!(" ({}){}", flag_list(flags), date_arg(date)))
+            .announce(size);
+        let mut out = Vec::new();
+        let mut done = Done::new();
+        self.send(&tag, cmd, &mut out, &mut done, &mut |_| {})?;
+        if let Some(r) = done.remove(&tag) {
+            return Ok(AppendStart::Answered(self.outcome(r)));
+        }
+        self.write(&out)?;
+        Ok(AppendStart::Go(StreamedAppend {
+            tag,
+            left: size,
+            size,
+            nul_noted: false,
+        }))
+    }
+
+    /// The next bytes of a streamed APPEND's literal (never more than announced).
+    pub fn append_write(&mut self, a: &mut StreamedAppend, data: &[u8]) -> Result<(), ImapError> {
+        if data.len() as u64 > a.left {
+            return Err(ImapError::new(
+                Kind::Protocol,
+                format!(
+                    "a streamed message is longer than the {} bytes announced to {}",
+                    a.size, self.addr
+                ),
+            ));
+        }
+        if !a.nul_noted && needs_binary(data) {
+            a.nul_noted = true;
+            let text = format!(
+                "a message of {} bytes streamed to {} contains NUL bytes: it went as a plain literal and may not be stored byte-exact",
+                a.size, self.addr
+            );
+            self.notice(super::session::NoticeKind::NotByteExact, &text);
+        }
+        a.left -= data.len() as u64;
+        self.write(data)
+    }
+
+    /// End a streamed APPEND whose literal is complete; its answer is read with
+    /// [`Session::append_finish`] (so the next batch can be fetched while the server stores
+    /// it). A literal cut short is never ended: the caller drops the connection, and the
+    /// server aborts the APPEND.
+    pub fn append_close(&mut self, a: StreamedAppend) -> Result<Pending, ImapError> {
+        if a.left > 0 {
+            return Err(ImapError::new(
+                Kind::Protocol,
+                format!(
+                    "a streamed message to {} ended {} bytes short",
+                    self.addr, a.left
+                ),
+            ));
+        }
+        self.write(b"\r\n")?;
+        self.flush()?;
+        Ok(Pending {
+            tags: vec![a.tag],
+            done: Done::new(),
+            multi: None,
+        })
     }
 
     /// Read the answers to every APPEND in `pending`, one outcome per message, in order.
@@ -222,6 +310,22 @@ impl Session {
             &e.message, 200,
         )))
     }
+}
+
+/// An APPEND's flag list, never \Recent.
+fn flag_list(flags: &[String]) -> String {
+    flags
+        .iter()
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ` "date-time"`, or nothing.
+fn date_arg(date: Option<DateTime<FixedOffset>>) -> String {
+    date.map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
+        .unwrap_or_default()
 }
 
 /// The Message-ID of a message, from its header.

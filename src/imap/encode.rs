@@ -9,6 +9,9 @@ pub(crate) enum Part<'a> {
     Text(Vec<u8>),
     /// The bytes, and whether they go as `literal8` (`~{n}`, RFC 3516).
     Literal(Cow<'a, [u8]>, bool),
+    /// A literal of this many bytes that the caller writes itself, piece by piece (a
+    /// streamed message); it ends the command, and the caller ends the line after it.
+    Announce(u64),
 }
 
 /// A command without its tag; the session adds the tag and the literal markers (`{n}`
@@ -74,6 +77,14 @@ impl<'a> Command<'a> {
         self
     }
 
+    /// A space, then the announcement of a literal of `n` bytes written later by the caller
+    /// (see [`Part::Announce`]); nothing may follow it.
+    pub(crate) fn announce(mut self, n: u64) -> Self {
+        self.text_mut().push(b' ');
+        self.push_literal(Part::Announce(n));
+        self
+    }
+
     /// A space, then a literal (message bodies; `binary` for `~{n}`).
     pub(crate) fn literal(mut self, s: &'a [u8], binary: bool) -> Self {
         self.text_mut().push(b' ');
@@ -120,6 +131,7 @@ mod tests {
             .map(|p| match p {
                 Part::Text(t) => String::from_utf8_lossy(t).into_owned(),
                 Part::Literal(l, _) => format!("{{{}}}<{}>", l.len(), String::from_utf8_lossy(l)),
+                Part::Announce(n) => format!("{{{n}}}<…>"),
             })
             .collect()
     }

@@ -17,10 +17,11 @@ pub(crate) mod parse;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod reader;
+pub(crate) use reader::BodySink;
 pub mod session;
 pub mod wire;
 
-pub use append::{AppendItem, AppendOutcome, Pending};
+pub use append::{AppendItem, AppendOutcome, AppendStart, Pending, StreamedAppend};
 pub(crate) use error::is_transient;
 pub use error::{Disposition, ImapError, Kind, Phase, Signal};
 pub use name::MailboxName;

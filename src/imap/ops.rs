@@ -6,6 +6,7 @@ use super::encode::Command;
 use super::error::ImapError;
 use super::name::MailboxName;
 use super::parse::{Body, Code, Response};
+use super::reader::BodySink;
 use super::session::{Done, Session};
 
 /// A folder as LIST reports it.
@@ -365,9 +366,31 @@ impl Session {
         Ok(bodies)
     }
 
+    /// Fetch one message's body (`BODY.PEEK[]`) and hand it to `sink` piece by piece as it
+    /// arrives: a giant message is never held whole (see `engine::stream`). False when the
+    /// source did not return it (expunged meanwhile). On an error mid-literal (the sink's
+    /// or the wire's) this session is out of step and must be dropped.
+    pub(crate) fn fetch_streamed(
+        &mut self,
+        uid: u32,
+        sink: &mut dyn BodySink,
+    ) -> Result<bool, ImapError> {
+        let cmd = Command::new("UID FETCH").raw(&format!(" {uid} (UID BODY.PEEK[])"));
+        let mut got = false;
+        self.run(cmd, Some(sink), |r| {
+            if let Response::Fetch(_, f) = r
+                && f.uid == Some(uid)
+                && matches!(f.section("BODY[]"), Some(Body::External(..)))
+            {
+                got = true;
+            }
+        })?;
+        Ok(got)
+    }
+
     /// The INTERNALDATE and content hash of each message in `uids` (UID FETCH), for the
-    /// proof (issue 15). Each body streams into one reused buffer and is hashed as soon as
-    /// its response is read: memory stays at the largest message, whatever the count.
+    /// proof (issue 15). Each body is hashed piece by piece as it arrives: memory does not
+    /// grow with the count or the size of the messages.
     /// Messages the server does not return are absent from the answer.
     ///
     /// `BODY.PEEK[]`, as the copy reads the source (with the same NUL repair where the
@@ -389,9 +412,9 @@ impl Session {
         let mut out = Vec::new();
         // Bodies with a stray 0x80 (maybe a NUL served by Dovecot): read again below.
         let mut suspects = Vec::new();
-        let mut body = Vec::new();
+        let mut body = HashSink::default();
         while !done.contains_key(&tag) {
-            body.clear();
+            body.reset();
             let got = self.next(Some(&mut body), |r| match r {
                 Response::Tagged(t, s) => {
                     done.insert(t, s);
@@ -402,26 +425,25 @@ impl Session {
                     format!("{addr}: unexpected continuation request"),
                 )),
                 Response::Fetch(_, f) => Ok(match (f.uid, f.section("BODY[]")) {
-                    (Some(uid), Some(Body::External(start, len))) => Some((
-                        uid,
-                        f.internal_date.as_deref().and_then(parse_date),
-                        *start,
-                        *len,
-                    )),
+                    (Some(uid), Some(Body::External(..))) => {
+                        Some((uid, f.internal_date.as_deref().and_then(parse_date)))
+                    }
                     _ => None,
                 }),
                 _ => Ok(None),
             })??;
-            if let Some((uid, internal_date, start, len)) = got
-                && let Some(bytes) = body.get(start..start + len)
+            if let Some((uid, internal_date)) = got
+                && body.bodies == 1
             {
-                if self.caps.binary && has_stray_0x80(bytes) {
+                // A giant message is not read again: it was copied as BODY[] gave it
+                // (streamed, see `engine::stream`), so that is what its copy must match.
+                if self.caps.binary && body.stray_0x80 && body.hasher.size() <= REREAD_MAX {
                     suspects.push(out.len());
                 }
                 out.push(FetchedHash {
                     uid,
                     internal_date,
-                    hash: crate::digest::ContentHash::of(bytes),
+                    hash: body.hasher.finish(),
                 });
             }
         }
@@ -605,6 +627,38 @@ impl Session {
             }
         })?;
         Ok(out)
+    }
+}
+
+/// Bodies larger than this are hashed as `BODY[]` gives them, never read again whole.
+const REREAD_MAX: u64 = 16 << 20;
+
+/// Hashes one body as it streams in (for [`Session::fetch_hashes`]).
+#[derive(Default)]
+struct HashSink {
+    hasher: crate::digest::Hasher,
+    /// Bodies begun since the last reset (one per FETCH response, or it is not ours).
+    bodies: usize,
+    /// A chunk held a 0x80 byte outside a UTF-8 character (a character cut between two
+    /// chunks may look like one: then the message is merely read again).
+    stray_0x80: bool,
+}
+
+impl HashSink {
+    fn reset(&mut self) {
+        *self = HashSink::default();
+    }
+}
+
+impl BodySink for HashSink {
+    fn begin(&mut self, _n: usize) -> Result<usize, ImapError> {
+        self.bodies += 1;
+        Ok(0)
+    }
+    fn chunk(&mut self, data: &[u8]) -> Result<(), ImapError> {
+        self.hasher.update(data);
+        self.stray_0x80 |= has_stray_0x80(data);
+        Ok(())
     }
 }
 

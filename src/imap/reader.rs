@@ -1,6 +1,7 @@
 //! The one reader: frames a whole response (its lines and literals of any size) from the
-//! wire. A message body (`BODY[]` / `BINARY[]`) goes straight into the caller's buffer and
-//! the frame keeps only where it went; every other literal stays in the frame.
+//! wire. A message body (`BODY[]` / `BINARY[]`) goes straight to the caller's sink, piece by
+//! piece as it arrives (a buffer, a hasher, or another server's APPEND), and the frame keeps
+//! only where it went; every other literal stays in the frame.
 
 use super::error::{ImapError, Kind};
 use super::wire::Wire;
@@ -40,10 +41,36 @@ impl Frame {
     }
 }
 
+/// Where a whole-message literal goes, piece by piece: the caller's buffer, a hasher, or a
+/// destination's APPEND (a giant message is never held whole).
+pub(crate) trait BodySink {
+    /// A literal of `n` bytes begins; returns where it starts in the sink (kept in the frame).
+    fn begin(&mut self, n: usize) -> Result<usize, ImapError>;
+    /// The next bytes of it. An error stops the reading mid-literal: the connection the
+    /// literal comes from is then out of step and must be dropped.
+    fn chunk(&mut self, data: &[u8]) -> Result<(), ImapError>;
+}
+
+/// A batch buffer: bodies one after the other.
+impl BodySink for Vec<u8> {
+    fn begin(&mut self, n: usize) -> Result<usize, ImapError> {
+        // Presize for bodies, but never trust a huge announced size up front.
+        self.reserve(n.min(64 << 20));
+        Ok(self.len())
+    }
+    fn chunk(&mut self, data: &[u8]) -> Result<(), ImapError> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+}
+
 /// Where the bytes of a framed response come from: the wire, or a buffer (tests).
 pub(crate) trait Source {
     fn read_line(&mut self, out: &mut Vec<u8>) -> std::io::Result<()>;
     fn read_exact_into(&mut self, out: &mut Vec<u8>, n: usize) -> std::io::Result<()>;
+    /// Hand `f` at most `max` (> 0) bytes, as many as are at hand (reading when none are);
+    /// returns how many. Errors with `UnexpectedEof` on close.
+    fn read_chunk(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize>;
 }
 
 impl Source for &Wire {
@@ -52,6 +79,9 @@ impl Source for &Wire {
     }
     fn read_exact_into(&mut self, out: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
         Wire::read_exact_into(self, out, n)
+    }
+    fn read_chunk(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
+        Wire::read_chunk(self, max, f)
     }
 }
 
@@ -78,14 +108,52 @@ impl Source for &[u8] {
         *self = &self[n..];
         Ok(())
     }
+    fn read_chunk(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
+        if self.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = max.min(self.len());
+        f(&self[..n]);
+        *self = &self[n..];
+        Ok(n)
+    }
 }
 
+/// Read `n` bytes from `src` into `sink`, chunk by chunk; the sink's own error wins.
+fn stream_literal<S: Source>(
+    src: &mut S,
+    sink: &mut dyn BodySink,
+    mut n: usize,
+    addr: &str,
+) -> Result<(), ImapError> {
+    while n > 0 {
+        let mut failed = None;
+        let got = src
+            .read_chunk(n.min(CHUNK), &mut |data| {
+                if failed.is_none()
+                    && let Err(e) = sink.chunk(data)
+                {
+                    failed = Some(e);
+                }
+            })
+            .map_err(|e| ImapError::io(e, addr))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        n -= got.min(n);
+    }
+    Ok(())
+}
+
+/// The most handed to a sink at once.
+const CHUNK: usize = 256 * 1024;
+
 /// Read one response into `frame` (cleared first). With `sink`, whole-message literals
-/// (`BODY[]`, `BINARY[]`, with or without a partial `<n>`) are appended there instead.
+/// (`BODY[]`, `BINARY[]`, with or without a partial `<n>`) go there instead, in chunks.
 pub(crate) fn read_frame<S: Source>(
     src: &mut S,
     frame: &mut Frame,
-    mut sink: Option<&mut Vec<u8>>,
+    mut sink: Option<&mut dyn BodySink>,
     addr: &str,
 ) -> Result<(), ImapError> {
     frame.clear();
@@ -109,10 +177,8 @@ pub(crate) fn read_frame<S: Source>(
         let at = frame.buf.len();
         match sink.as_deref_mut() {
             Some(out) if streamed => {
-                let start = out.len();
-                // Presize for bodies, but never trust a huge announced size up front.
-                out.reserve(n.min(64 << 20));
-                src.read_exact_into(out, n).map_err(io)?;
+                let start = out.begin(n)?;
+                stream_literal(src, out, n, addr)?;
                 frame.external.push((at, (start, n)));
             }
             _ => {
@@ -187,7 +253,7 @@ fn is_message_item(before: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn frame(input: &[u8], sink: Option<&mut Vec<u8>>) -> (Frame, usize) {
+    fn frame(input: &[u8], sink: Option<&mut dyn BodySink>) -> (Frame, usize) {
         let mut src = input;
         let mut f = Frame::default();
         read_frame(&mut src, &mut f, sink, "test").unwrap();
@@ -205,6 +271,134 @@ mod tests {
         // Without a sink the literal stays in the frame.
         let (f, _) = frame(wire, None);
         assert!(f.bytes().windows(5).any(|w| w == b"hello"));
+    }
+
+    /// Bytes that arrive in pieces: a read never crosses the next cut.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        pos: usize,
+        cuts: Vec<usize>,
+    }
+
+    impl Pieces<'_> {
+        fn avail(&self, max: usize) -> usize {
+            let next = self
+                .cuts
+                .iter()
+                .copied()
+                .find(|&c| c > self.pos)
+                .unwrap_or(self.data.len());
+            (next - self.pos).min(max)
+        }
+    }
+
+    impl Source for Pieces<'_> {
+        fn read_line(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+            let mut rest = &self.data[self.pos..];
+            let before = rest.len();
+            rest.read_line(out)?;
+            self.pos += before - rest.len();
+            Ok(())
+        }
+        fn read_exact_into(&mut self, out: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
+            let mut rest = &self.data[self.pos..];
+            rest.read_exact_into(out, n)?;
+            self.pos += n;
+            Ok(())
+        }
+        fn read_chunk(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
+            let n = self.avail(max);
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            f(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// Records what a streaming sink sees.
+    #[derive(Default)]
+    struct Recorder {
+        begun: Vec<usize>,
+        bytes: Vec<u8>,
+        chunks: usize,
+        fail_after: Option<usize>,
+    }
+
+    impl BodySink for Recorder {
+        fn begin(&mut self, n: usize) -> Result<usize, ImapError> {
+            self.begun.push(n);
+            Ok(self.bytes.len())
+        }
+        fn chunk(&mut self, data: &[u8]) -> Result<(), ImapError> {
+            if self
+                .fail_after
+                .is_some_and(|n| self.bytes.len() + data.len() > n)
+            {
+                return Err(ImapError::new(Kind::Dropped, "sink broke"));
+            }
+            self.chunks += 1;
+            self.bytes.extend_from_slice(data);
+            Ok(())
+        }
+    }
+
+    fn response(body: &[u8]) -> Vec<u8> {
+        let mut wire = format!("* 3 FETCH (UID 9 BODY[] {{{}}}\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(body);
+        wire.extend_from_slice(b" FLAGS (\\Seen))\r\nB4 OK done\r\n");
+        wire
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// However the bytes are split on the wire, a streamed body reaches the sink whole
+        /// and in order, the frame is the same, and the next response is untouched.
+        #[test]
+        fn a_literal_read_in_chunks_is_the_literal_whatever_the_splits(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(0usize..2100, 0..40),
+        ) {
+            let wire = response(&body);
+            let (whole, used) = frame(&wire, Some(&mut Vec::new()));
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut src = Pieces { data: &wire, pos: 0, cuts };
+            let mut rec = Recorder::default();
+            let mut f = Frame::default();
+            read_frame(&mut src, &mut f, Some(&mut rec), "test").unwrap();
+            proptest::prop_assert_eq!(&rec.bytes, &body);
+            proptest::prop_assert_eq!(rec.begun, vec![body.len()]);
+            proptest::prop_assert_eq!(f.bytes(), whole.bytes());
+            proptest::prop_assert_eq!(&f.external, &whole.external);
+            proptest::prop_assert_eq!(src.pos, used);
+            read_frame(&mut src, &mut f, None, "test").unwrap();
+            proptest::prop_assert_eq!(f.bytes(), b"B4 OK done\r\n");
+        }
+    }
+
+    #[test]
+    fn a_sink_error_stops_the_literal_mid_way() {
+        let body = vec![b'x'; 1000];
+        let wire = response(&body);
+        let mut src = Pieces {
+            data: &wire,
+            pos: 0,
+            cuts: (0..wire.len()).step_by(100).collect(),
+        };
+        let mut rec = Recorder {
+            fail_after: Some(450),
+            ..Recorder::default()
+        };
+        let e = read_frame(&mut src, &mut Frame::default(), Some(&mut rec), "test").unwrap_err();
+        assert_eq!(e.message, "sink broke");
+        assert!(rec.bytes.len() <= 450 && rec.chunks > 0);
+        // A body cut short on the wire is an error too, never a short body.
+        let cut = &wire[..wire.len() - 40 - body.len() / 2];
+        let mut rec = Recorder::default();
+        assert!(read_frame(&mut &cut[..], &mut Frame::default(), Some(&mut rec), "t").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use super::encode::{Command, Part};
 use super::error::{ImapError, Kind, truncate};
 use super::parse::{self, Code, Response, Status, StatusResp};
-use super::reader::{self, Frame};
+use super::reader::{self, BodySink, Frame};
 use super::wire::{Timeouts, TlsOptions, Wire};
 use crate::endpoint::Endpoint;
 use crate::event::ConnState;
@@ -215,7 +215,7 @@ impl Session {
     /// are noted on the way; a BYE ends the session with a recoverable error.
     pub(super) fn next<R>(
         &mut self,
-        sink: Option<&mut Vec<u8>>,
+        sink: Option<&mut dyn BodySink>,
         f: impl FnOnce(Response<'_>) -> R,
     ) -> Result<R, ImapError> {
         let mut frame = std::mem::take(&mut self.frame);
@@ -265,7 +265,7 @@ impl Session {
     pub(super) fn run(
         &mut self,
         cmd: Command<'_>,
-        sink: Option<&mut Vec<u8>>,
+        sink: Option<&mut dyn BodySink>,
         on: impl FnMut(Response<'_>),
     ) -> Result<StatusResp, ImapError> {
         let r = self.run_status(cmd, sink, on)?;
@@ -280,7 +280,7 @@ impl Session {
     pub(super) fn run_status(
         &mut self,
         cmd: Command<'_>,
-        sink: Option<&mut Vec<u8>>,
+        sink: Option<&mut dyn BodySink>,
         mut on: impl FnMut(Response<'_>),
     ) -> Result<StatusResp, ImapError> {
         let tag = self.tag();
@@ -301,13 +301,15 @@ impl Session {
     pub(super) fn read_until(
         &mut self,
         tag: &str,
-        mut sink: Option<&mut Vec<u8>>,
+        mut sink: Option<&mut dyn BodySink>,
         done: &mut Done,
         on: &mut dyn FnMut(Response<'_>),
     ) -> Result<(), ImapError> {
         let addr = self.addr.clone();
         while !done.contains_key(tag) {
-            self.next(sink.as_deref_mut(), |r| match r {
+            // A reborrow for this response (a sink's own lifetime cannot shrink behind &mut).
+            let sink = sink.as_mut().map(|s| &mut **s as &mut dyn BodySink);
+            self.next(sink, |r| match r {
                 Response::Tagged(t, s) => {
                     done.insert(t, s);
                     Ok(())
@@ -328,7 +330,7 @@ impl Session {
     /// Write `tag cmd` into `out` (written to the wire as it fills). A literal the server
     /// must acknowledge first (no LITERAL+) is announced with `{n}` and sent after its `+`;
     /// if the server answers the command instead, the rest is not sent and the answer is
-    /// in `done`.
+    /// in `done`. A command ending in [`Part::Announce`] is left open for its literal.
     pub(super) fn send(
         &mut self,
         tag: &str,
@@ -343,19 +345,10 @@ impl Session {
             match part {
                 Part::Text(t) => out.extend_from_slice(&t),
                 Part::Literal(data, binary) => {
-                    let n = data.len();
-                    let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
-                    let tilde = if binary { "~" } else { "" };
-                    let plus = if sync { "" } else { "+" };
-                    out.extend_from_slice(format!("{tilde}{{{n}{plus}}}\r\n").as_bytes());
-                    if sync {
-                        self.write(out)?;
-                        out.clear();
-                        self.flush()?;
-                        if !self.wait_continuation(tag, done, on)? {
-                            return Ok(());
-                        }
+                    if !self.literal_marker(data.len() as u64, binary, tag, out, done, on)? {
+                        return Ok(());
                     }
+                    let n = data.len();
                     // Big bodies go straight to the wire rather than through `out`.
                     if out.len() + n > 256 * 1024 {
                         self.write(out)?;
@@ -365,10 +358,38 @@ impl Session {
                         out.extend_from_slice(&data);
                     }
                 }
+                Part::Announce(n) => {
+                    self.literal_marker(n, false, tag, out, done, on)?;
+                    return Ok(());
+                }
             }
         }
         out.extend_from_slice(b"\r\n");
         Ok(())
+    }
+
+    /// `{n}`, `{n+}` or `~{n}` into `out`; for a synchronizing literal, write it all and
+    /// wait for `+`. False when the server answered the command instead (in `done`).
+    fn literal_marker(
+        &mut self,
+        n: u64,
+        binary: bool,
+        tag: &str,
+        out: &mut Vec<u8>,
+        done: &mut Done,
+        on: &mut dyn FnMut(Response<'_>),
+    ) -> Result<bool, ImapError> {
+        let sync = !(self.caps.literal_plus || (self.caps.literal_minus && n <= 4096));
+        let tilde = if binary { "~" } else { "" };
+        let plus = if sync { "" } else { "+" };
+        out.extend_from_slice(format!("{tilde}{{{n}{plus}}}\r\n").as_bytes());
+        if !sync {
+            return Ok(true);
+        }
+        self.write(out)?;
+        out.clear();
+        self.flush()?;
+        self.wait_continuation(tag, done, on)
     }
 
     /// Wait for "+"; false when the command `tag` was answered instead.

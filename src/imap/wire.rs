@@ -345,6 +345,22 @@ impl Wire {
         Ok(())
     }
 
+    /// Hand `f` at most `max` bytes of what is buffered (reading when nothing is), without
+    /// copying them; returns how many. A literal streams through here in pieces.
+    pub fn read_chunk(&self, max: usize, f: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        let mut inner = self.lock();
+        if inner.fill()? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by server",
+            ));
+        }
+        let take = (inner.end - inner.pos).min(max);
+        f(&inner.buf[inner.pos..inner.pos + take]);
+        inner.pos += take;
+        Ok(take)
+    }
+
     pub fn write_all(&self, data: &[u8]) -> io::Result<()> {
         self.lock().write_all(data)
     }
