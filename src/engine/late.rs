@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{Engine, FolderProgress, Task};
 use crate::event::{Event, Side};
 
-/// How long a server may still store an APPEND after its client is gone, counted from the
-/// last checkpoint (written at most `state::CHECKPOINT_INTERVAL` before the stop) or the
-/// broken connection.
+/// How long a server may still store an APPEND after its client is gone.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) fn unix_now() -> i64 {
@@ -21,11 +19,13 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Until when a folder recorded with APPENDs in flight at `at` (unix seconds) may still
-/// change; `None` when that is over.
-pub(crate) fn settles_at(at: i64) -> Option<SystemTime> {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(at).ok()?);
-    Some(at + GRACE).filter(|t| *t > SystemTime::now())
+/// Until when a folder recorded with APPENDs in flight (`in_flight_at`) may still change.
+/// Counted from now, not from that checkpoint: the run may have gone on after it (up to
+/// `state::CHECKPOINT_INTERVAL`, or longer while one message streamed) before it was
+/// stopped, and starting this run may take seconds on a loaded machine. Both ate into a
+/// grace counted from the checkpoint, and a batch could land after the index.
+pub(crate) fn settle_deadline() -> SystemTime {
+    SystemTime::now() + GRACE
 }
 
 impl Engine {

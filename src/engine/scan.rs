@@ -227,7 +227,7 @@ impl Engine {
                 prior = Some(p);
                 // A run stopped mid-folder moments ago: a batch it sent may not have landed
                 // yet, so UIDNEXT cannot vouch for anything (see `late`).
-                late_appends_until = r.in_flight_at.and_then(late::settles_at);
+                late_appends_until = r.in_flight_at.map(|_| late::settle_deadline());
                 // Nothing was appended since the last checkpoint: no need to index.
                 if let (Some(v), Some(n), Some(d)) = (r.dest_uid_validity, r.dest_uid_next, &dinfo)
                     && d.uid_validity == Some(v)
