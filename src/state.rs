@@ -147,6 +147,11 @@ pub struct FolderState {
     /// later: the next run waits for that before it looks at the destination folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_at: Option<i64>,
+    /// A folder copied in parts (ranges of source UIDs on several connections): each part
+    /// beyond `last_uid` as `[lo, hi, done_through]`, every UID of `lo..=done_through`
+    /// settled. Empty once the parts met up (and in files older than this field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<[u32; 3]>,
 }
 
 /// Source UID → destination UID, compact: runs of consecutive pairs `[src, dst, len]`.

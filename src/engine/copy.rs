@@ -71,8 +71,10 @@ impl Engine {
         // append them again; it is read afresh once the folder is done.
         prog.dest_uid_next = if must_index { None } else { dinfo.uid_next };
         // Already there? Only worth asking when the destination folder holds anything.
+        // A split folder's parts share the destination folder (see `parts::Keep`).
+        let keep = self.index_keep(task, dinfo.uid_next, uncertain);
         let mut idx = if must_index {
-            self.index_destination(dst, dinfo.exists)
+            self.index_destination(dst, dinfo.exists, &keep)
                 .on(Side::Destination)?
         } else {
             Index::default()
@@ -100,7 +102,7 @@ impl Engine {
             let present = if idx.is_empty() {
                 HashMap::new()
             } else {
-                match_source(src, &metas, &mut idx, &mut prog.suspects).on(Side::Source)?
+                match_source(src, &metas, &mut idx, &keep, &mut prog.suspects).on(Side::Source)?
             };
             metas.retain(|x| prog.ledger.settled(x.uid).is_none());
             let whole = self.copy_window(
@@ -610,11 +612,17 @@ impl Engine {
     }
 
     fn progress(&self, task: &Task, prog: &FolderProgress) {
+        let t = prog.ledger.tally();
+        // A part of a split folder reports the whole folder.
+        let ((done, bytes), total) = match &task.split {
+            Some(p) => (p.folder.done_with(p.index, t), p.folder.messages),
+            None => ((t.done(), t.bytes), task.messages),
+        };
         self.emit(Event::Progress {
             folder: task.map.source.clone(),
-            done: prog.ledger.tally().done(),
-            total: task.messages,
-            bytes: prog.ledger.tally().bytes,
+            done,
+            total,
+            bytes,
             overall_done: self.totals.done.load(Ordering::Relaxed),
             overall_total: self.totals.total.load(Ordering::Relaxed),
             overall_bytes: self.totals.bytes.load(Ordering::Relaxed),
@@ -705,6 +713,7 @@ impl Engine {
         &self,
         dst: &mut Session,
         exists: u32,
+        keep: &parts::Keep,
     ) -> Result<Index, ImapError> {
         let mut idx = Index::default();
         let chunk = 2000u32;
@@ -712,6 +721,9 @@ impl Engine {
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
+                if !keep.indexes(h.uid) {
+                    continue;
+                }
                 idx.add(index::identity(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
@@ -727,6 +739,7 @@ fn match_source(
     src: &mut Session,
     metas: &[MessageMeta],
     idx: &mut Index,
+    keep: &parts::Keep,
     suspects: &mut HashMap<u32, bool>,
 ) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
     let mut present = HashMap::new();
@@ -757,7 +770,8 @@ fn match_source(
         };
         heads.sort_by_key(|h| h.uid);
         for h in heads {
-            if let Some(d) = idx.take(&index::identity(&h.headers, h.size)) {
+            if let Some(d) = idx.take_where(&index::identity(&h.headers, h.size), |d| keep.claim(d))
+            {
                 present.insert(h.uid, (index::message_id(&h.headers), d));
             }
         }

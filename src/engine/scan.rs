@@ -180,6 +180,7 @@ impl Engine {
         let mut retry_failures = Vec::new();
         let mut late_appends_until = None;
         let mut prior = None;
+        let mut resume_parts = Default::default();
         if let Some(r) = &resume {
             if Some(r.uid_validity) != info.uid_validity {
                 self.emit(Event::Warning {
@@ -199,6 +200,9 @@ impl Engine {
                 });
             } else {
                 start_uid = r.last_uid.saturating_add(1);
+                // A split folder: what its parts settled beyond the watermark is not copied
+                // or counted again.
+                resume_parts = super::parts::resume(r.last_uid, &r.parts);
                 // Messages that failed last time are tried again.
                 retry_uids = r.failures.iter().map(|f| f.uid).collect();
                 retry_uids.sort_unstable();
@@ -251,7 +255,14 @@ impl Engine {
             }
             let mut uids = retry_uids.clone();
             if !nothing_new {
-                uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
+                let settled: &[(u32, u32)] = &resume_parts.0;
+                uids.extend(
+                    main.src
+                        .uids_from(start_uid)
+                        .on(Side::Source)?
+                        .into_iter()
+                        .filter(|u| !settled.iter().any(|(lo, hi)| (*lo..=*hi).contains(u))),
+                );
             }
             let (counted, only) = self
                 .count_folder(&mut main.src, m, all_mail, &uids, &retry_uids)
@@ -283,6 +294,8 @@ impl Engine {
             map: m.clone(),
             only_uids,
             late_appends_until,
+            resume_parts,
+            split: None,
         })
     }
 
@@ -330,6 +343,7 @@ fn never_opened(m: &Mapping) -> FolderState {
         uid_map: Default::default(),
         modseq: None,
         in_flight_at: None,
+        parts: Vec::new(),
     }
 }
 
@@ -434,6 +448,7 @@ mod tests {
             uid_map: Default::default(),
             modseq: None,
             in_flight_at: None,
+            parts: Vec::new(),
         }
     }
 
