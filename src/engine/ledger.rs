@@ -54,6 +54,15 @@ impl Ledger {
         }
     }
 
+    /// A part of a split folder (see `parts`): its earlier failures to try again may also
+    /// lie above its own range, in ranges an earlier run settled (never in a range walked).
+    pub(crate) fn for_part(start_uid: u32, retry: &[u32]) -> Ledger {
+        Ledger {
+            retry: retry.iter().copied().collect(),
+            ..Ledger::new(start_uid, &[])
+        }
+    }
+
     /// APPENDs for these UIDs were written.
     pub(crate) fn sent(&mut self, uids: impl IntoIterator<Item = u32>) {
         self.open.extend(uids);
@@ -177,6 +186,26 @@ mod tests {
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 5]);
         let t = l.tally();
         assert_eq!((t.copied, t.failed, t.bytes, t.done()), (3, 1, 15, 4));
+    }
+
+    #[test]
+    fn a_part_retries_failures_above_its_range_without_moving_its_walk() {
+        // Part 11..=20; UIDs 3 (below the folder's watermark) and 35 (in a range an
+        // earlier run's part settled) failed last time.
+        let mut l = Ledger::for_part(11, &[3, 35]);
+        assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 35]);
+        l.sent([3, 35]);
+        assert_eq!(l.next_uid(), 11, "in flight above the range: the walk stays");
+        assert!(l.stored(35, 5));
+        assert!(l.failed(3));
+        assert_eq!(l.retries_left().count(), 0);
+        l.sent([11]);
+        l.passed(20);
+        assert_eq!(l.next_uid(), 11);
+        assert!(l.stored(11, 5));
+        assert_eq!(l.next_uid(), 21);
+        let t = l.tally();
+        assert_eq!((t.copied, t.failed), (2, 1));
     }
 
     #[test]

@@ -880,7 +880,10 @@ impl Engine {
             });
         }
         let mut prog = FolderProgress {
-            ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
+            ledger: match task.split {
+                Some(_) => ledger::Ledger::for_part(task.start_uid, &task.retry_uids),
+                None => ledger::Ledger::new(task.start_uid, &task.retry_uids),
+            },
             ..Default::default()
         };
         // `--retries` counts failures in a row: progress in between gives it back. Progress is

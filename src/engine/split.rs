@@ -86,9 +86,15 @@ impl Engine {
                     .unwrap_or(0),
                 start_uid: lo,
                 scan_last_uid: hi,
-                // Failures of earlier runs are tried again by the first part.
+                // Failures of earlier runs are tried again by the first part, but for
+                // those in a range to walk (walked again there).
                 retry_uids: if first {
-                    t.retry_uids.clone()
+                    let walked = |u: &u32| lohi.iter().any(|(a, b)| (a..=b).contains(&u));
+                    t.retry_uids
+                        .iter()
+                        .copied()
+                        .filter(|u| !walked(u))
+                        .collect()
                 } else {
                     Vec::new()
                 },
