@@ -259,3 +259,57 @@ fn kill_9_in_a_split_folder_then_resume_loses_and_doubles_nothing() {
     assert_eq!(c("messages"), total, "{inbox}");
     assert_eq!(c("failed"), 0, "{inbox}");
 }
+
+#[test]
+fn twins_in_two_parts_never_take_the_same_destination_copy() {
+    // Twins at UIDs 152 and 302, in parts 151..=300 and 301..=450. Whichever indexes the
+    // destination second must not take the copy the other found (whether it was claimed
+    // before or after that index was read: `parts::Keep`).
+    let src = Dovecot::source();
+    let generate = |seed: &str, n: &str| {
+        src.generate(
+            USER,
+            &["--seed", seed, "--messages", n, "--profile", "flat"],
+        );
+    };
+    generate("3", "151");
+    append_twin(&src, "INBOX");
+    generate("4", "149");
+    append_twin(&src, "INBOX");
+    generate("5", "900");
+    let dst = Dovecot::destination();
+    // The destination holds one copy of the twin already: one part finds it there, the
+    // other part's twin must still be copied.
+    append_twin(&dst, "INBOX");
+    let src_digest = src.digest(USER);
+    let total = src_digest.folders["INBOX"].messages.len() as u64;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("job.json");
+    let out = migrate_cmd(&src, &dst, USER, &state, &["--json", "--jobs", "4"])
+        .output()
+        .expect("run btsx");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = json_lines(&out);
+    let f = inbox_events(&events, "folder_finished");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["copied"].as_u64(), Some(total - 1), "{}", f[0]);
+    assert_eq!(f[0]["skipped"].as_u64(), Some(1), "{}", f[0]);
+    assert_eq!(
+        of_type(&events, "message_skipped")
+            .filter(|e| e["reason"] == "already_present")
+            .count(),
+        1
+    );
+    assert_same_mail(
+        "",
+        &src_digest,
+        &dst.digest(USER),
+        &folder_map(summary(&events)),
+        Others::Empty,
+    );
+}

@@ -716,6 +716,9 @@ impl Engine {
         keep: &parts::Keep,
     ) -> Result<Index, ImapError> {
         let mut idx = Index::default();
+        if keep.holds_nothing() {
+            return Ok(idx);
+        }
         let chunk = 2000u32;
         let mut start = 1u32;
         while start <= exists {

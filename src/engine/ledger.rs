@@ -195,7 +195,11 @@ mod tests {
         let mut l = Ledger::for_part(11, &[3, 35]);
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 35]);
         l.sent([3, 35]);
-        assert_eq!(l.next_uid(), 11, "in flight above the range: the walk stays");
+        assert_eq!(
+            l.next_uid(),
+            11,
+            "in flight above the range: the walk stays"
+        );
         assert!(l.stored(35, 5));
         assert!(l.failed(3));
         assert_eq!(l.retries_left().count(), 0);

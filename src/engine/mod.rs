@@ -721,7 +721,12 @@ impl Engine {
     ) -> SResult<Vec<(FolderReport, Vec<FailureReport>)>> {
         let mut main = main;
         let mut tasks = self.split_folders(tasks, &mut main);
-        tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
+        if self.opts.jobs > 1 {
+            // Under latency each message costs a round trip: the most messages first.
+            tasks.sort_by(|a, b| b.messages.cmp(&a.messages).then(b.bytes.cmp(&a.bytes)));
+        } else {
+            tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
+        }
         let queue = Mutex::new(tasks.into_iter());
         let results = Mutex::new(Vec::new());
         let fatal: Mutex<Option<SideErr>> = Mutex::new(None);

@@ -17,10 +17,10 @@ use crate::event::{FailureReport, Side};
 /// index of the destination folder, and a connection's worth of scheduling.
 pub(crate) const MIN_PART: usize = 150;
 
-/// The size of a part: about a job's share of a worker's work, halved so the last parts of
-/// the run spread over every worker too.
+/// The size of a part: a third of a worker's share of the job, so the last parts of the
+/// run spread over every worker too (largest first, no worker idles long at the end).
 pub(crate) fn part_size(total_messages: u64, jobs: usize) -> usize {
-    let share = total_messages.div_ceil(2 * jobs.max(1) as u64);
+    let share = total_messages.div_ceil(3 * jobs.max(1) as u64);
     usize::try_from(share).unwrap_or(usize::MAX).max(MIN_PART)
 }
 
@@ -108,6 +108,12 @@ impl Keep {
             below,
             except,
         }
+    }
+
+    /// Nothing in the destination folder can be indexed: it was empty when this run
+    /// began appending to it (so reading it would be wasted round trips).
+    pub(crate) fn holds_nothing(&self) -> bool {
+        self.below.is_some_and(|b| b <= 1)
     }
 
     /// The index holds destination UID `uid`.
@@ -451,8 +457,8 @@ mod tests {
         let uids: Vec<u32> = (1..=200).collect();
         assert_eq!(plan(&uids, 1, 200, 150).len(), 1, "a remainder of 50 joins");
         assert_eq!(part_size(1000, 4), 150);
-        assert_eq!(part_size(5000, 4), 625);
-        assert_eq!(part_size(5000, 8), 313);
+        assert_eq!(part_size(5000, 4), 417);
+        assert_eq!(part_size(5000, 8), 209);
     }
 
     #[test]
