@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::ledger::Tally;
 use crate::event::{FailureReport, Side};
@@ -221,13 +222,13 @@ pub(crate) struct Folder {
     /// The folder's messages and bytes in this run (all parts).
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
-    pub(crate) started: std::time::Instant,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    started: bool,
+    /// When the first part began.
+    started: Option<Instant>,
     /// Every UID up to this one was settled before this run.
     floor: u32,
     /// Sorted by `lo`, contiguous from `floor + 1`.
@@ -271,7 +272,6 @@ impl Folder {
         Folder {
             messages,
             bytes,
-            started: std::time::Instant::now(),
             inner: Mutex::new(Inner {
                 floor,
                 parts,
@@ -291,11 +291,14 @@ impl Folder {
 
     /// True for the first part to begin: it announces the folder.
     pub(crate) fn begin(&self) -> bool {
-        !std::mem::replace(&mut self.lock().started, true)
+        let mut g = self.lock();
+        let first = g.started.is_none();
+        g.started.get_or_insert_with(Instant::now);
+        first
     }
 
-    /// Some part began.
-    pub(crate) fn began(&self) -> bool {
+    /// When the first part began, if one did.
+    pub(crate) fn began(&self) -> Option<Instant> {
         self.lock().started
     }
 
