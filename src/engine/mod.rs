@@ -727,7 +727,7 @@ impl Engine {
         } else {
             tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
         }
-        let queue = Mutex::new(split::Queue::new(tasks));
+        let queue = Mutex::new(tasks.into_iter());
         let results = Mutex::new(Vec::new());
         let fatal: Mutex<Option<SideErr>> = Mutex::new(None);
         let stop = AtomicBool::new(false);
@@ -741,13 +741,9 @@ impl Engine {
                         if stop.load(Ordering::SeqCst) || self.cancelled() {
                             break;
                         }
-                        let next = queue.lock().ok().and_then(|mut q| q.take());
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
                         let Some(task) = next else { break };
-                        let result = self.run_folder(&mut pair, &task);
-                        if let Ok(mut q) = queue.lock() {
-                            q.done(&task);
-                        }
-                        match result {
+                        match self.run_folder(&mut pair, &task) {
                             Ok(r) => {
                                 if let Some(r) = r
                                     && let Ok(mut v) = results.lock()
@@ -780,7 +776,7 @@ impl Engine {
         // Folders never started (interrupted) still belong in the report.
         for t in queue
             .into_inner()
-            .map(split::Queue::rest)
+            .map(|q| q.collect::<Vec<_>>())
             .unwrap_or_default()
         {
             if t.split.is_some() {

@@ -2,57 +2,8 @@
 //! (see `parts`), each part's checkpoints, and the folder's one report when its last part
 //! ends.
 
-use std::collections::VecDeque;
-
 use super::*;
 use parts::{Folder, Keep, Part, Report, Sum};
-
-/// The workers' queue: largest first, except that a worker passes over parts of a folder
-/// another worker is copying for a task of at least half the size whose folder nobody is
-/// copying. Parts appending to one folder side by side contend for it at the server (at
-/// `--jobs 8` Dovecot spent a third more CPU on the same mail).
-pub(super) struct Queue {
-    tasks: VecDeque<Task>,
-    /// Source folder → workers copying it now.
-    busy: HashMap<String, usize>,
-}
-
-impl Queue {
-    pub(super) fn new(tasks: Vec<Task>) -> Queue {
-        Queue {
-            tasks: tasks.into(),
-            busy: HashMap::new(),
-        }
-    }
-
-    pub(super) fn take(&mut self) -> Option<Task> {
-        let head = self.tasks.front()?.messages;
-        let at = self
-            .tasks
-            .iter()
-            .take_while(|t| t.messages.saturating_mul(2) >= head)
-            .position(|t| !self.busy.contains_key(&t.map.source))
-            .unwrap_or(0);
-        let t = self.tasks.remove(at)?;
-        *self.busy.entry(t.map.source.clone()).or_default() += 1;
-        Some(t)
-    }
-
-    /// A task taken from the queue ended.
-    pub(super) fn done(&mut self, t: &Task) {
-        if let Some(n) = self.busy.get_mut(&t.map.source) {
-            *n -= 1;
-            if *n == 0 {
-                self.busy.remove(&t.map.source);
-            }
-        }
-    }
-
-    /// What was never taken.
-    pub(super) fn rest(self) -> Vec<Task> {
-        self.tasks.into()
-    }
-}
 
 impl Engine {
     /// Cut the folders worth it into parts (largest first stays the caller's order); the
