@@ -172,26 +172,30 @@ fn wait_for_progress(child: &mut Child, out: &Path, done: u64) {
 
 #[test]
 fn kill_9_in_a_split_folder_then_resume_loses_and_doubles_nothing() {
-    let src = source_with_big_inbox(1200);
+    kill_then_resume("4");
+}
+
+/// The parts an earlier run recorded are kept whatever `--jobs` says now.
+#[test]
+fn a_split_folder_resumed_with_one_job_loses_and_doubles_nothing() {
+    kill_then_resume("1");
+}
+
+fn kill_then_resume(resume_jobs: &str) {
+    // Big enough that the kill lands mid-folder (a throttle would keep the folder whole).
+    let src = source_with_big_inbox(3000);
     let dst = Dovecot::destination();
     let src_digest = src.digest(USER);
     let total = src_digest.folders["INBOX"].messages.len() as u64;
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("job.json");
     let out = tmp.path().join("run1.jsonl");
-    // Slowed down so the kill lands mid-folder on any machine.
-    let mut child = migrate_cmd(
-        &src,
-        &dst,
-        USER,
-        &state,
-        &["--json", "--jobs", "4", "--max-messages-per-second", "300"],
-    )
-    .stdout(Stdio::from(std::fs::File::create(&out).expect("out")))
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn btsx");
-    wait_for_progress(&mut child, &out, 400);
+    let mut child = migrate_cmd(&src, &dst, USER, &state, &["--json", "--jobs", "4"])
+        .stdout(Stdio::from(std::fs::File::create(&out).expect("out")))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn btsx");
+    wait_for_progress(&mut child, &out, 300);
     child.kill().expect("kill -9");
     let _ = child.wait();
 
@@ -227,7 +231,7 @@ fn kill_9_in_a_split_folder_then_resume_loses_and_doubles_nothing() {
         .map_or(0, |f| f.messages.len() as u64);
     assert!(held >= inbox["copied"].as_u64().unwrap_or(0));
 
-    let run = migrate_cmd(&src, &dst, USER, &state, &["--json", "--jobs", "4"])
+    let run = migrate_cmd(&src, &dst, USER, &state, &["--json", "--jobs", resume_jobs])
         .output()
         .expect("resume");
     assert_eq!(

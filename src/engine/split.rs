@@ -15,8 +15,12 @@ impl Engine {
         for t in tasks {
             // Ranges an earlier run left are kept whatever the options now.
             let resumed = !t.resume_parts.0.is_empty() || !t.resume_parts.1.is_empty();
-            // --delete-source proves and deletes what one connection copied: not split.
-            let big = jobs > 1 && t.messages > size as u64 && !self.opts.delete_source;
+            // --delete-source proves and deletes what one connection copied: not split. A
+            // throttled run is paced as a whole already (and its progress stays smooth).
+            let big = jobs > 1
+                && t.messages > size as u64
+                && !self.opts.delete_source
+                && self.opts.throttle.is_none();
             if t.messages == 0 || t.only_uids.is_some() || !(big || resumed) || self.cancelled() {
                 out.push(t);
                 continue;
