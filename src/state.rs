@@ -664,6 +664,26 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_optional_and_round_trip() {
+        // A folder record from before `parts` existed reads as a folder without parts.
+        let old = r#"{"source":"INBOX","destination":"INBOX","uid_validity":7,"last_uid":40,
+            "dest_uid_validity":3,"dest_uid_next":41,"messages":40,"copied":40,"skipped":0,
+            "failed":0,"bytes":1000,"status":"complete"}"#;
+        let f: FolderState = serde_json::from_str(old).expect("old record");
+        assert!(f.parts.is_empty());
+        let text = serde_json::to_string(&f).expect("json");
+        assert!(!text.contains("parts"), "left out when empty: {text}");
+        let split = FolderState {
+            parts: vec![[41, 200, 120], [201, 400, 400]],
+            ..f
+        };
+        let text = serde_json::to_string(&split).expect("json");
+        assert!(text.contains(r#""parts":[[41,200,120],[201,400,400]]"#), "{text}");
+        let back: FolderState = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back.parts, split.parts);
+    }
+
+    #[test]
     fn uid_maps_are_runs_of_consecutive_pairs() {
         let mut m = UidMap::default();
         m.extend([(1, 10), (2, 11), (3, 12), (5, 13), (6, 14), (9, 30)]);
