@@ -678,7 +678,10 @@ mod tests {
             ..f
         };
         let text = serde_json::to_string(&split).expect("json");
-        assert!(text.contains(r#""parts":[[41,200,120],[201,400,400]]"#), "{text}");
+        assert!(
+            text.contains(r#""parts":[[41,200,120],[201,400,400]]"#),
+            "{text}"
+        );
         let back: FolderState = serde_json::from_str(&text).expect("read back");
         assert_eq!(back.parts, split.parts);
     }

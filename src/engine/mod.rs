@@ -179,6 +179,9 @@ struct Task {
     resume_parts: parts::Resumed,
     /// This task is one part of a split folder.
     split: Option<parts::Part>,
+    /// The source UIDs the scan found to copy (sorted; without `--jobs` above 1 not kept):
+    /// where a split folder's parts begin. Emptied when the folder is planned.
+    found: Vec<u32>,
 }
 
 /// Progress within one folder; survives reconnects.

@@ -243,6 +243,8 @@ impl Engine {
             }
         }
         let mut only_uids = all_mail.map(|_| Vec::new());
+        // The UIDs still to copy, kept for cutting a big folder into parts (no second SEARCH).
+        let mut found = Vec::new();
         let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
             (0, 0, 0)
         } else {
@@ -256,13 +258,14 @@ impl Engine {
             let mut uids = retry_uids.clone();
             if !nothing_new {
                 let settled: &[(u32, u32)] = &resume_parts.0;
-                uids.extend(
-                    main.src
-                        .uids_from(start_uid)
-                        .on(Side::Source)?
-                        .into_iter()
-                        .filter(|u| !settled.iter().any(|(lo, hi)| (*lo..=*hi).contains(u))),
-                );
+                found = main
+                    .src
+                    .uids_from(start_uid)
+                    .on(Side::Source)?
+                    .into_iter()
+                    .filter(|u| !settled.iter().any(|(lo, hi)| (*lo..=*hi).contains(u)))
+                    .collect();
+                uids.extend(&found);
             }
             let (counted, only) = self
                 .count_folder(&mut main.src, m, all_mail, &uids, &retry_uids)
@@ -296,6 +299,11 @@ impl Engine {
             late_appends_until,
             resume_parts,
             split: None,
+            found: if self.opts.jobs > 1 {
+                found
+            } else {
+                Vec::new()
+            },
         })
     }
 

@@ -12,7 +12,8 @@ impl Engine {
         let jobs = self.opts.jobs.max(1);
         let size = parts::part_size(tasks.iter().map(|t| t.messages).sum(), jobs);
         let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
+        for mut t in tasks {
+            let found = std::mem::take(&mut t.found);
             // Ranges an earlier run left are kept whatever the options now.
             let resumed = !t.resume_parts.0.is_empty() || !t.resume_parts.1.is_empty();
             // --delete-source proves and deletes what one connection copied: not split. A
@@ -25,14 +26,22 @@ impl Engine {
                 out.push(t);
                 continue;
             }
-            out.extend(self.split(t, size, main));
+            out.extend(self.split(t, found, size, main));
         }
         out
     }
 
-    fn split(&self, t: Task, size: usize, main: &mut Option<Pair>) -> Vec<Task> {
+    fn split(&self, t: Task, found: Vec<u32>, size: usize, main: &mut Option<Pair>) -> Vec<Task> {
         let (settled, pending) = t.resume_parts.clone();
-        let uids = self.pending_uids(&t, &settled, main);
+        // The scan's UID SEARCH, else one now.
+        let uids = if found.is_empty() {
+            self.pending_uids(&t, &settled, main)
+        } else {
+            let mut u = found;
+            u.retain(|x| *x <= t.scan_last_uid);
+            u.sort_unstable();
+            Some(u)
+        };
         // Above the ranges an earlier run recorded: cut anew.
         let tail = pending
             .iter()
@@ -146,6 +155,7 @@ impl Engine {
                 u.retain(|x| {
                     *x <= t.scan_last_uid && !settled.iter().any(|(a, b)| (*a..=*b).contains(x))
                 });
+                u.sort_unstable();
                 Some(u)
             }
             Err(e) => {
