@@ -889,7 +889,9 @@ impl Engine {
         }
         let mut prog = FolderProgress {
             ledger: match task.split {
-                Some(_) => ledger::Ledger::for_part(task.start_uid, &task.retry_uids),
+                Some(_) => {
+                    ledger::Ledger::for_part(task.start_uid, task.scan_last_uid, &task.retry_uids)
+                }
                 None => ledger::Ledger::new(task.start_uid, &task.retry_uids),
             },
             ..Default::default()
