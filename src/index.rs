@@ -266,6 +266,18 @@ impl Index {
         self.copies.get_mut(k)?.pop()
     }
 
+    /// Claim one copy of `k` that `ok` accepts (copies it refuses are dropped: another
+    /// reader of the same folder took them).
+    pub fn take_where(&mut self, k: &Key, mut ok: impl FnMut(u32) -> bool) -> Option<u32> {
+        let copies = self.copies.get_mut(k)?;
+        while let Some(uid) = copies.pop() {
+            if ok(uid) {
+                return Some(uid);
+            }
+        }
+        None
+    }
+
     pub fn is_empty(&self) -> bool {
         self.copies.values().all(Vec::is_empty)
     }

@@ -147,6 +147,11 @@ pub struct FolderState {
     /// later: the next run waits for that before it looks at the destination folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_at: Option<i64>,
+    /// A folder copied in parts (ranges of source UIDs on several connections): each part
+    /// beyond `last_uid` as `[lo, hi, done_through]`, every UID of `lo..=done_through`
+    /// settled. Empty once the parts met up (and in files older than this field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<[u32; 3]>,
 }
 
 /// Source UID → destination UID, compact: runs of consecutive pairs `[src, dst, len]`.
@@ -656,6 +661,29 @@ mod tests {
         let e = StateStore::open(&p, &other).err().expect("error");
         assert!(matches!(e, StateError::Foreign(_)));
         assert!(e.to_string().contains("another job"));
+    }
+
+    #[test]
+    fn parts_are_optional_and_round_trip() {
+        // A folder record from before `parts` existed reads as a folder without parts.
+        let old = r#"{"source":"INBOX","destination":"INBOX","uid_validity":7,"last_uid":40,
+            "dest_uid_validity":3,"dest_uid_next":41,"messages":40,"copied":40,"skipped":0,
+            "failed":0,"bytes":1000,"status":"complete"}"#;
+        let f: FolderState = serde_json::from_str(old).expect("old record");
+        assert!(f.parts.is_empty());
+        let text = serde_json::to_string(&f).expect("json");
+        assert!(!text.contains("parts"), "left out when empty: {text}");
+        let split = FolderState {
+            parts: vec![[41, 200, 120], [201, 400, 400]],
+            ..f
+        };
+        let text = serde_json::to_string(&split).expect("json");
+        assert!(
+            text.contains(r#""parts":[[41,200,120],[201,400,400]]"#),
+            "{text}"
+        );
+        let back: FolderState = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back.parts, split.parts);
     }
 
     #[test]

@@ -68,8 +68,10 @@ impl Engine {
         prog.next_seen = dinfo.uid_next;
         // Already there? Only worth asking when the destination folder holds anything, and
         // after a reconnect only what arrived since the last look (see `known`).
+        // A split folder's parts share the destination folder (see `parts::Keep`).
+        let keep = self.index_keep(task, dinfo.uid_next, uncertain);
         let reread = self
-            .look_at_destination(dst, task, prog, &dinfo)
+            .look_at_destination(dst, task, prog, &dinfo, &keep)
             .on(Side::Destination)?;
         // UIDNEXT vouches for "nothing appended beyond the checkpoint" only when everything
         // in the folder is accounted for. While messages found by the index are still ahead
@@ -113,13 +115,14 @@ impl Engine {
                     .partition(|m| prog.ledger.settled(m.uid).is_some())
             };
             if !claim.is_empty() {
-                match_source(src, &claim, &mut prog.known.idx, &mut prog.suspects)
+                match_source(src, &claim, &mut prog.known.idx, &keep, &mut prog.suspects)
                     .on(Side::Source)?;
             }
             let present = if ask.is_empty() {
                 HashMap::new()
             } else {
-                match_source(src, &ask, &mut prog.known.idx, &mut prog.suspects).on(Side::Source)?
+                match_source(src, &ask, &mut prog.known.idx, &keep, &mut prog.suspects)
+                    .on(Side::Source)?
             };
             metas.retain(|x| prog.ledger.settled(x.uid).is_none());
             let whole = self.copy_window(
@@ -667,11 +670,17 @@ impl Engine {
     }
 
     pub(super) fn progress(&self, task: &Task, prog: &FolderProgress) {
+        let t = prog.ledger.tally();
+        // A part of a split folder reports the whole folder.
+        let ((done, bytes), total) = match &task.split {
+            Some(p) => (p.folder.done_with(p.index, t), p.folder.messages),
+            None => ((t.done(), t.bytes), task.messages),
+        };
         self.emit(Event::Progress {
             folder: task.map.source.clone(),
-            done: prog.ledger.tally().done(),
-            total: task.messages,
-            bytes: prog.ledger.tally().bytes,
+            done,
+            total,
+            bytes,
             overall_done: self.totals.done.load(Ordering::Relaxed),
             overall_total: self.totals.total.load(Ordering::Relaxed),
             overall_bytes: self.totals.bytes.load(Ordering::Relaxed),
@@ -762,13 +771,20 @@ impl Engine {
         &self,
         dst: &mut Session,
         exists: u32,
+        keep: &parts::Keep,
     ) -> Result<Index, ImapError> {
         let mut idx = Index::default();
+        if keep.holds_nothing() {
+            return Ok(idx);
+        }
         let chunk = 2000u32;
         let mut start = 1u32;
         while start <= exists {
             let end = start.saturating_add(chunk - 1).min(exists);
             for h in dst.fetch_headers_seq(&format!("{start}:{end}"))? {
+                if !keep.indexes(h.uid) {
+                    continue;
+                }
                 idx.add(index::identity(&h.headers, h.size), h.uid);
             }
             start = end.saturating_add(1);
@@ -784,6 +800,7 @@ fn match_source(
     src: &mut Session,
     metas: &[MessageMeta],
     idx: &mut Index,
+    keep: &parts::Keep,
     suspects: &mut HashMap<u32, bool>,
 ) -> Result<HashMap<u32, (Option<String>, u32)>, ImapError> {
     let mut present = HashMap::new();
@@ -814,7 +831,8 @@ fn match_source(
         };
         heads.sort_by_key(|h| h.uid);
         for h in heads {
-            if let Some(d) = idx.take(&index::identity(&h.headers, h.size)) {
+            if let Some(d) = idx.take_where(&index::identity(&h.headers, h.size), |d| keep.claim(d))
+            {
                 present.insert(h.uid, (index::message_id(&h.headers), d));
             }
         }

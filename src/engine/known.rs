@@ -63,6 +63,7 @@ impl Engine {
         task: &Task,
         prog: &mut FolderProgress,
         dinfo: &FolderInfo,
+        keep: &parts::Keep,
     ) -> Result<bool, ImapError> {
         let k = &mut prog.known;
         let uncertain = k.stale;
@@ -79,7 +80,7 @@ impl Engine {
                     "reading all {} messages of '{}' to find what it holds already",
                     dinfo.exists, task.map.dest
                 ));
-                k.idx = self.index_destination(dst, dinfo.exists)?;
+                k.idx = self.index_destination(dst, dinfo.exists, keep)?;
                 k.whole = true;
                 whole_read = true;
             }
@@ -96,7 +97,7 @@ impl Engine {
                     continue;
                 }
                 past = past.max(Some(h.uid.saturating_add(1)));
-                if !ours.contains(&h.uid) {
+                if !ours.contains(&h.uid) && keep.indexes(h.uid) {
                     k.idx.add(index::identity(&h.headers, h.size), h.uid);
                 }
             }

@@ -22,6 +22,8 @@ pub(crate) struct Ledger {
     settled: BTreeMap<u32, bool>,
     /// What the settled UIDs came to; each UID counts once.
     tally: Tally,
+    /// The last UID of the walk (a part of a split folder); none above counts as walked.
+    cap: Option<u32>,
 }
 
 /// Counts of one folder in this run, kept by the [`Ledger`] transitions only.
@@ -51,6 +53,18 @@ impl Ledger {
             retry: retry.iter().copied().filter(|u| *u < start_uid).collect(),
             settled: BTreeMap::new(),
             tally: Tally::default(),
+            cap: None,
+        }
+    }
+
+    /// A part of a split folder (see `parts`), walking `start_uid..=last_uid`: its earlier
+    /// failures to try again may also lie above its range, in ranges an earlier run settled
+    /// (never in a range walked); passing them does not move its walk.
+    pub(crate) fn for_part(start_uid: u32, last_uid: u32, retry: &[u32]) -> Ledger {
+        Ledger {
+            retry: retry.iter().copied().collect(),
+            cap: Some(last_uid),
+            ..Ledger::new(start_uid, &[])
         }
     }
 
@@ -121,6 +135,9 @@ impl Ledger {
     /// The walk went past every UID up to `uid`: those not open are settled (filtered out,
     /// gone from the source, present, skipped).
     pub(crate) fn passed(&mut self, uid: u32) {
+        if self.cap.is_some_and(|c| uid > c) {
+            return;
+        }
         self.walked = self.walked.max(uid);
         // Below the resume point nothing is walked again: no need to remember it.
         let next = self.next_uid();
@@ -185,6 +202,36 @@ mod tests {
         assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 5]);
         let t = l.tally();
         assert_eq!((t.copied, t.failed, t.bytes, t.done()), (3, 1, 15, 4));
+    }
+
+    #[test]
+    fn a_part_retries_failures_above_its_range_without_moving_its_walk() {
+        // Part 11..=20; UIDs 3 (below the folder's watermark) and 35 (in a range an
+        // earlier run's part settled) failed last time.
+        let mut l = Ledger::for_part(11, 20, &[3, 35]);
+        assert_eq!(l.retries_left().collect::<Vec<_>>(), vec![3, 35]);
+        l.sent([3, 35]);
+        l.passed(35);
+        assert_eq!(
+            l.next_uid(),
+            11,
+            "the retries' window does not walk the range"
+        );
+        assert_eq!(
+            l.next_uid(),
+            11,
+            "in flight above the range: the walk stays"
+        );
+        assert!(l.stored(35, 5));
+        assert!(l.failed(3));
+        assert_eq!(l.retries_left().count(), 0);
+        l.sent([11]);
+        l.passed(20);
+        assert_eq!(l.next_uid(), 11);
+        assert!(l.stored(11, 5));
+        assert_eq!(l.next_uid(), 21);
+        let t = l.tally();
+        assert_eq!((t.copied, t.failed), (2, 1));
     }
 
     #[test]

@@ -17,9 +17,11 @@ mod guard;
 mod known;
 mod late;
 mod ledger;
+mod parts;
 mod proof;
 mod retry;
 mod scan;
+mod split;
 mod stream;
 mod views;
 pub use views::AllMail;
@@ -181,6 +183,13 @@ struct Task {
     /// An earlier run stopped mid-folder with APPENDs maybe in flight: index the
     /// destination folder, not before this moment (see `late`).
     late_appends_until: Option<std::time::SystemTime>,
+    /// Ranges an earlier run left of a split folder (see `parts`): (settled, pending).
+    resume_parts: parts::Resumed,
+    /// This task is one part of a split folder.
+    split: Option<parts::Part>,
+    /// The source UIDs the scan found to copy (sorted; without `--jobs` above 1 not kept):
+    /// where a split folder's parts begin. Emptied when the folder is planned.
+    found: Vec<u32>,
 }
 
 /// Progress within one folder; survives reconnects.
@@ -741,10 +750,17 @@ impl Engine {
     /// Spread folders over `jobs` workers, largest first. The scanning pair serves worker 0.
     fn copy_all(
         &self,
-        mut tasks: Vec<Task>,
+        tasks: Vec<Task>,
         main: Option<Pair>,
     ) -> SResult<Vec<(FolderReport, Vec<FailureReport>)>> {
-        tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
+        let mut main = main;
+        let mut tasks = self.split_folders(tasks, &mut main);
+        if self.opts.jobs > 1 {
+            // Under latency each message costs a round trip: the most messages first.
+            tasks.sort_by(|a, b| b.messages.cmp(&a.messages).then(b.bytes.cmp(&a.bytes)));
+        } else {
+            tasks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.messages.cmp(&a.messages)));
+        }
         let queue = Mutex::new(tasks.into_iter());
         let results = Mutex::new(Vec::new());
         let fatal: Mutex<Option<SideErr>> = Mutex::new(None);
@@ -769,7 +785,9 @@ impl Engine {
                         let Some(task) = next else { break };
                         match self.run_folder(&mut pair, &task) {
                             Ok(r) => {
-                                if let Ok(mut v) = results.lock() {
+                                if let Some(r) = r
+                                    && let Ok(mut v) = results.lock()
+                                {
                                     v.push(r);
                                 }
                             }
@@ -801,6 +819,10 @@ impl Engine {
             .map(|q| q.collect::<Vec<_>>())
             .unwrap_or_default()
         {
+            if t.split.is_some() {
+                results.extend(self.part_skipped(&t));
+                continue;
+            }
             results.push((
                 FolderReport {
                     folder: t.map.source.clone(),
@@ -825,9 +847,9 @@ impl Engine {
         &self,
         pair: &mut Option<Pair>,
         task: &Task,
-    ) -> SResult<(FolderReport, Vec<FailureReport>)> {
+    ) -> SResult<Option<(FolderReport, Vec<FailureReport>)>> {
         let started = Instant::now();
-        if task.messages == 0 {
+        if task.messages == 0 && task.split.is_none() {
             // Nothing new: no connection needed (keeps a no-change run cheap). A folder the
             // state does not know yet is recorded, so `btsx status` lists it.
             if let Some(prior) = &task.prior
@@ -841,6 +863,7 @@ impl Engine {
                     status: FolderStatus::Complete,
                     last_uid: prior.last_uid.max(task.scan_last_uid),
                     in_flight_at: None,
+                    parts: Vec::new(),
                     ..prior.clone()
                 });
             }
@@ -867,6 +890,7 @@ impl Engine {
                     uid_map: Default::default(),
                     modseq: None,
                     in_flight_at: None,
+                    parts: Vec::new(),
                 });
             }
             let rep = FolderReport {
@@ -882,16 +906,31 @@ impl Engine {
                 altered: 0,
             };
             self.emit(folder_finished(&rep, 0, None));
-            return Ok((rep, Vec::new()));
+            return Ok(Some((rep, Vec::new())));
         }
-        self.emit(Event::FolderStarted {
-            folder: task.map.source.clone(),
-            destination: task.map.dest.clone(),
-            messages: task.messages,
-            bytes: task.bytes,
-        });
+        // A split folder is announced once, by its first part, with all its messages.
+        let announce = match &task.split {
+            Some(p) => p
+                .folder
+                .begin()
+                .then_some((p.folder.messages, p.folder.bytes)),
+            None => Some((task.messages, task.bytes)),
+        };
+        if let Some((messages, bytes)) = announce {
+            self.emit(Event::FolderStarted {
+                folder: task.map.source.clone(),
+                destination: task.map.dest.clone(),
+                messages,
+                bytes,
+            });
+        }
         let mut prog = FolderProgress {
-            ledger: ledger::Ledger::new(task.start_uid, &task.retry_uids),
+            ledger: match task.split {
+                Some(_) => {
+                    ledger::Ledger::for_part(task.start_uid, task.scan_last_uid, &task.retry_uids)
+                }
+                None => ledger::Ledger::new(task.start_uid, &task.retry_uids),
+            },
             batch: adapt::BatchSize::new(self.opts.batch_bytes, self.opts.batch_messages),
             ..Default::default()
         };
@@ -997,6 +1036,10 @@ impl Engine {
             self.prove_claims(p, task, &mut prog);
             self.delete_confirmed(&mut p.src, task, &mut prog);
         }
+        if let Some(part) = &task.split {
+            let through = failed_reason.is_none() && !self.cancelled();
+            return Ok(self.part_ended(part, task, &prog, pair, failed_reason, through));
+        }
         let status = if failed_reason.is_some() {
             FolderStatus::Failed
         } else if self.cancelled() && prog.ledger.tally().done() < task.messages {
@@ -1031,7 +1074,7 @@ impl Engine {
             started.elapsed().as_millis() as u64,
             failed_reason.map(|(_, r)| r),
         ));
-        Ok((rep, std::mem::take(&mut prog.failures)))
+        Ok(Some((rep, std::mem::take(&mut prog.failures))))
     }
 
     /// A folder that cannot be copied in this run: an error event naming it and the side
@@ -1125,58 +1168,6 @@ impl Engine {
             host: self.server(side).endpoint.host.clone(),
             reason: Some(err.message.clone()),
         });
-    }
-
-    fn checkpoint(&self, task: &Task, prog: &FolderProgress, status: FolderStatus) {
-        if let Some(st) = &self.state
-            && let Some(v) = prog.uid_validity
-        {
-            // Counts cover the whole job: earlier runs plus this one. Earlier failures not
-            // settled again stay failures, so the next run tries them again.
-            let p = task.prior.as_ref();
-            let pending: HashSet<u32> = prog.ledger.retries_left().collect();
-            let t = *prog.ledger.tally();
-            let left: Vec<&FailureReport> = task
-                .retry_failures
-                .iter()
-                .filter(|f| pending.contains(&f.uid))
-                .collect();
-            let add = |f: fn(&FolderState) -> u64, now: u64| p.map_or(0, f) + now;
-            let r = st.update(FolderState {
-                source: task.map.source.clone(),
-                destination: task.map.dest.clone(),
-                uid_validity: v,
-                last_uid: prog
-                    .ledger
-                    .next_uid()
-                    .saturating_sub(1)
-                    .max(p.map_or(0, |p| p.last_uid)),
-                dest_uid_validity: prog.dest_uid_validity,
-                dest_uid_next: prog.dest_uid_next,
-                // Earlier runs: what they settled; this run: what is left.
-                messages: p.map_or(0, |p| p.copied + p.skipped + p.failed) + task.messages,
-                copied: add(|f| f.copied, t.copied),
-                skipped: add(|f| f.skipped, t.skipped),
-                failed: add(|f| f.failed, t.failed) + left.len() as u64,
-                bytes: add(|f| f.bytes, t.bytes),
-                status,
-                failures: prog.failures.iter().chain(left).cloned().collect(),
-                held: Some(p.map_or(0, FolderState::held) + t.copied + t.present),
-                uid_map: {
-                    let mut m = p.map(|p| p.uid_map.clone()).unwrap_or_default();
-                    m.extend(prog.mapped.iter().copied());
-                    m
-                },
-                modseq: p.and_then(|p| p.modseq).or(task.scan_modseq),
-                in_flight_at: (!prog.attempt_done).then(late::unix_now),
-            });
-            if let Err(e) = r {
-                self.emit(Event::Warning {
-                    message: format!("could not write the state file: {e}"),
-                    folder: None,
-                });
-            }
-        }
     }
 }
 

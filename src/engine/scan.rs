@@ -180,6 +180,7 @@ impl Engine {
         let mut retry_failures = Vec::new();
         let mut late_appends_until = None;
         let mut prior = None;
+        let mut resume_parts = Default::default();
         if let Some(r) = &resume {
             if Some(r.uid_validity) != info.uid_validity {
                 self.emit(Event::Warning {
@@ -199,6 +200,9 @@ impl Engine {
                 });
             } else {
                 start_uid = r.last_uid.saturating_add(1);
+                // A split folder: what its parts settled beyond the watermark is not copied
+                // or counted again.
+                resume_parts = super::parts::resume(r.last_uid, &r.parts);
                 // Messages that failed last time are tried again.
                 retry_uids = r.failures.iter().map(|f| f.uid).collect();
                 retry_uids.sort_unstable();
@@ -239,6 +243,8 @@ impl Engine {
             }
         }
         let mut only_uids = all_mail.map(|_| Vec::new());
+        // The UIDs still to copy, kept for cutting a big folder into parts (no second SEARCH).
+        let mut found = Vec::new();
         let (messages, bytes, scan_last_uid) = if info.exists == 0 || self.opts.folders_only {
             (0, 0, 0)
         } else {
@@ -251,7 +257,15 @@ impl Engine {
             }
             let mut uids = retry_uids.clone();
             if !nothing_new {
-                uids.extend(main.src.uids_from(start_uid).on(Side::Source)?);
+                let settled: &[(u32, u32)] = &resume_parts.0;
+                found = main
+                    .src
+                    .uids_from(start_uid)
+                    .on(Side::Source)?
+                    .into_iter()
+                    .filter(|u| !settled.iter().any(|(lo, hi)| (*lo..=*hi).contains(u)))
+                    .collect();
+                uids.extend(&found);
             }
             let (counted, only) = self
                 .count_folder(&mut main.src, m, all_mail, &uids, &retry_uids)
@@ -283,6 +297,13 @@ impl Engine {
             map: m.clone(),
             only_uids,
             late_appends_until,
+            resume_parts,
+            split: None,
+            found: if self.opts.jobs > 1 {
+                found
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -330,6 +351,7 @@ fn never_opened(m: &Mapping) -> FolderState {
         uid_map: Default::default(),
         modseq: None,
         in_flight_at: None,
+        parts: Vec::new(),
     }
 }
 
@@ -434,6 +456,7 @@ mod tests {
             uid_map: Default::default(),
             modseq: None,
             in_flight_at: None,
+            parts: Vec::new(),
         }
     }
 
