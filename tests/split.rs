@@ -143,8 +143,10 @@ fn a_big_folder_goes_in_parts_and_every_message_arrives_once() {
     assert_eq!(summary(&events)["messages_copied"].as_u64(), Some(0));
 }
 
-/// Wait until the run's JSON lines in `out` show INBOX progress of at least `done`.
-fn wait_for_progress(child: &mut Child, out: &Path, done: u64) {
+/// Wait until the run's JSON lines in `out` show INBOX progress of at least `done` and the
+/// state file records INBOX's parts (checkpoints are written at most every 2 s, so progress
+/// alone does not mean anything was recorded yet).
+fn wait_for_progress(child: &mut Child, out: &Path, state: &Path, done: u64) {
     let limit = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(out).unwrap_or_default();
@@ -156,7 +158,17 @@ fn wait_for_progress(child: &mut Child, out: &Path, done: u64) {
                     && e["folder"] == "INBOX"
                     && e["done"].as_u64() >= Some(done)
             });
-        if reached {
+        let recorded = || {
+            std::fs::read(state)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|st| {
+                    st["folders"]["INBOX"]["parts"]
+                        .as_array()
+                        .is_some_and(|p| !p.is_empty())
+                })
+        };
+        if reached && recorded() {
             return;
         }
         if let Ok(Some(st)) = child.try_wait() {
@@ -195,7 +207,7 @@ fn kill_then_resume(resume_jobs: &str) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn btsx");
-    wait_for_progress(&mut child, &out, 300);
+    wait_for_progress(&mut child, &out, &state, 300);
     child.kill().expect("kill -9");
     let _ = child.wait();
 
@@ -209,15 +221,24 @@ fn kill_then_resume(resume_jobs: &str) {
     );
     assert!(inbox["dest_uid_next"].is_null(), "{inbox}");
     let last_uid = inbox["last_uid"].as_u64().expect("last_uid");
-    let mut settled = last_uid;
+    // Settled: everything up to the watermark and each part's point, and copies the
+    // destination confirmed beyond them (an answer can come before an earlier one's).
+    let mut settled: std::collections::HashSet<u64> = (1..=last_uid).collect();
     for p in &parts {
         let (lo, hi, done) = (p[0].as_u64(), p[1].as_u64(), p[2].as_u64());
         let (Some(lo), Some(hi), Some(done)) = (lo, hi, done) else {
             panic!("bad part {p}");
         };
         assert!(lo <= hi && done + 1 >= lo && done <= hi, "{p}");
-        settled += done + 1 - lo.max(last_uid + 1).min(done + 1);
+        settled.extend(lo..=done);
     }
+    for run in inbox["uid_map"].as_array().cloned().unwrap_or_default() {
+        let (Some(s), Some(n)) = (run[0].as_u64(), run[2].as_u64()) else {
+            panic!("bad uid_map run {run}");
+        };
+        settled.extend(s..s + n);
+    }
+    let settled = settled.len() as u64;
     let recorded = inbox["copied"].as_u64().unwrap_or(0) + inbox["skipped"].as_u64().unwrap_or(0);
     assert!(
         recorded <= settled,

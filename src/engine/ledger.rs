@@ -19,11 +19,19 @@ pub(crate) struct Ledger {
     retry: BTreeSet<u32>,
     /// Settled beyond the first open UID, so a new attempt does not handle them twice:
     /// UID → whether the destination holds it.
-    settled: BTreeMap<u32, bool>,
+    settled: BTreeMap<u32, Beyond>,
     /// What the settled UIDs came to; each UID counts once.
     tally: Tally,
     /// The last UID of the walk (a part of a split folder); none above counts as walked.
     cap: Option<u32>,
+}
+
+/// A UID settled ahead of the resume point: whether the destination holds it, and what it
+/// added to the tally. A checkpoint leaves it out, as the next run walks it again.
+#[derive(Debug, Clone, Copy)]
+struct Beyond {
+    held: bool,
+    added: Tally,
 }
 
 /// Counts of one folder in this run, kept by the [`Ledger`] transitions only.
@@ -85,51 +93,78 @@ impl Ledger {
     /// The destination confirmed storing it. False (and nothing counted) when it was
     /// settled already.
     pub(crate) fn stored(&mut self, uid: u32, bytes: u64) -> bool {
-        let new = self.settle(uid, true);
-        if new {
-            self.tally.copied += 1;
-            self.tally.bytes += bytes;
-        }
-        new
+        let added = Tally {
+            copied: 1,
+            bytes,
+            ..Tally::default()
+        };
+        self.settle(uid, true, added)
     }
 
     /// Skipped: already on the destination (`present`), or over the size limit.
     pub(crate) fn skipped(&mut self, uid: u32, present: bool) -> bool {
-        let new = self.settle(uid, present);
-        if new {
-            self.tally.skipped += 1;
-            self.tally.present += u64::from(present);
-        }
-        new
+        let added = Tally {
+            skipped: 1,
+            present: u64::from(present),
+            ..Tally::default()
+        };
+        self.settle(uid, present, added)
     }
 
     /// Recorded as failed, with a reason the caller keeps.
     pub(crate) fn failed(&mut self, uid: u32) -> bool {
-        let new = self.settle(uid, false);
-        if new {
-            self.tally.failed += 1;
-        }
-        new
+        let added = Tally {
+            failed: 1,
+            ..Tally::default()
+        };
+        self.settle(uid, false, added)
     }
 
+    /// This run's counts, each settled UID once (what events report).
     pub(crate) fn tally(&self) -> &Tally {
         &self.tally
     }
 
-    /// Settle `uid`; true when it was not settled before.
-    fn settle(&mut self, uid: u32, held: bool) -> bool {
+    /// The counts a checkpoint may record: without UIDs settled ahead of the resume point,
+    /// which the next run walks again (and would count a second time).
+    pub(crate) fn recorded(&self) -> Tally {
+        let mut t = self.tally;
+        for b in self.settled.range(self.next_uid()..).map(|(_, b)| b.added) {
+            t.copied -= b.copied;
+            t.skipped -= b.skipped;
+            t.failed -= b.failed;
+            t.bytes -= b.bytes;
+            t.present -= b.present;
+        }
+        t
+    }
+
+    /// Settled ahead of the resume point: left out of a checkpoint (see [`Ledger::recorded`]).
+    pub(crate) fn ahead(&self, uid: u32) -> bool {
+        uid >= self.next_uid() && self.settled.contains_key(&uid)
+    }
+
+    /// Settle `uid`, adding `added` to the tally; true when it was not settled before.
+    fn settle(&mut self, uid: u32, held: bool, added: Tally) -> bool {
         let new = self.open.remove(&uid)
             | self.retry.remove(&uid)
             | (uid > self.walked && !self.settled.contains_key(&uid));
-        if new && uid >= self.floor {
-            self.settled.insert(uid, held);
+        if new {
+            self.tally.copied += added.copied;
+            self.tally.skipped += added.skipped;
+            self.tally.failed += added.failed;
+            self.tally.bytes += added.bytes;
+            self.tally.present += added.present;
+            if uid >= self.floor {
+                self.settled.insert(uid, Beyond { held, added });
+            }
         }
         new
     }
 
     /// Settled in an earlier attempt of this run: `Some(held)`.
     pub(crate) fn settled(&self, uid: u32) -> Option<bool> {
-        self.settled.get(&uid).copied()
+        self.settled.get(&uid).map(|b| b.held)
     }
 
     /// The walk went past every UID up to `uid`: those not open are settled (filtered out,
@@ -232,6 +267,25 @@ mod tests {
         assert_eq!(l.next_uid(), 21);
         let t = l.tally();
         assert_eq!((t.copied, t.failed), (2, 1));
+    }
+
+    #[test]
+    fn a_checkpoint_records_nothing_settled_ahead_of_the_resume_point() {
+        let mut l = Ledger::new(1, &[]);
+        l.sent([1, 2, 3]);
+        l.passed(3);
+        assert!(l.stored(2, 10));
+        assert!(l.skipped(3, true));
+        assert_eq!(l.next_uid(), 1, "1 is still open");
+        assert!(l.ahead(2) && l.ahead(3) && !l.ahead(1));
+        let r = l.recorded();
+        assert_eq!((r.copied, r.skipped, r.bytes, r.present), (0, 0, 0, 0));
+        assert_eq!(l.tally().done(), 2, "the run's own counts keep them");
+        assert!(l.stored(1, 7));
+        assert_eq!(l.next_uid(), 4);
+        assert!(!l.ahead(2));
+        let r = l.recorded();
+        assert_eq!((r.copied, r.skipped, r.bytes, r.present), (2, 1, 17, 1));
     }
 
     #[test]

@@ -206,12 +206,23 @@ impl Engine {
             .filter(|f| pending.contains(&f.uid))
             .cloned()
             .collect();
+        // What was settled ahead of the resume point is walked again by the next run: it is
+        // recorded then, not now (or it would be counted twice).
+        let l = &prog.ledger;
+        let failures: Vec<FailureReport> = (prog.failures.iter())
+            .filter(|f| !l.ahead(f.uid))
+            .cloned()
+            .collect();
+        let mapped: Vec<(u32, u32)> = (prog.mapped.iter())
+            .filter(|(s, _)| !l.ahead(*s))
+            .copied()
+            .collect();
         let report = Report {
-            next: prog.ledger.next_uid(),
-            tally: *prog.ledger.tally(),
-            failures: &prog.failures,
+            next: l.next_uid(),
+            tally: l.recorded(),
+            failures: &failures,
             left: &left,
-            mapped: &prog.mapped,
+            mapped: &mapped,
             in_flight: !prog.attempt_done,
             uid_validity: prog.uid_validity,
             dest_uid_validity: prog.dest_uid_validity,
