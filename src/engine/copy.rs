@@ -852,7 +852,7 @@ fn closed_by_server(e: &ImapError) -> bool {
 /// The source answered NO about these messages; not "not now" (`[UNAVAILABLE]`,
 /// `[THROTTLED]` …: retried) nor its bandwidth cap (the run stops), which say nothing
 /// about them.
-fn source_refused(e: &ImapError) -> bool {
+pub(super) fn source_refused(e: &ImapError) -> bool {
     e.kind == Kind::No
         && !matches!(
             e.disposition(Side::Source, crate::imap::Phase::Fetch),

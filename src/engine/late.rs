@@ -2,8 +2,9 @@
 //! (or MULTIAPPEND) stores it even when the connection died meanwhile, a moment later:
 //! Dovecot was seen storing a 2 MiB MULTIAPPEND 0.6 s after the client was killed. A new
 //! attempt that looked at the destination folder before that would copy the batch again.
-//! So after a run stopped mid-folder, or a connection broke with APPENDs in flight, the
-//! destination folder is indexed only once a grace period has passed since then.
+//! So after a run stopped mid-folder (counted from the resuming run's start), or a
+//! connection broke with APPENDs in flight (counted from the break), the destination folder
+//! is read only once a grace period has passed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

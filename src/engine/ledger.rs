@@ -18,7 +18,7 @@ pub(crate) struct Ledger {
     /// Failures of earlier runs tried again (below `walked`), not settled yet.
     retry: BTreeSet<u32>,
     /// Settled beyond the first open UID, so a new attempt does not handle them twice:
-    /// UID → whether the destination holds it.
+    /// UID → whether the destination holds it, and what it added to the tally.
     settled: BTreeMap<u32, Beyond>,
     /// What the settled UIDs came to; each UID counts once.
     tally: Tally,
@@ -155,7 +155,9 @@ impl Ledger {
             self.tally.failed += added.failed;
             self.tally.bytes += added.bytes;
             self.tally.present += added.present;
-            if uid >= self.floor {
+            // A part's retries above its range are never walked: nothing to remember, and
+            // they would stay ahead of its resume point (and out of every checkpoint).
+            if uid >= self.floor && self.cap.is_none_or(|c| uid <= c) {
                 self.settled.insert(uid, Beyond { held, added });
             }
         }
@@ -267,6 +269,10 @@ mod tests {
         assert_eq!(l.next_uid(), 21);
         let t = l.tally();
         assert_eq!((t.copied, t.failed), (2, 1));
+        // The retries above the range are recorded, though the walk never passes them.
+        assert!(!l.ahead(35));
+        let r = l.recorded();
+        assert_eq!((r.copied, r.failed), (2, 1));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use parts::{Folder, Keep, Part, Report, Sum};
 
 impl Engine {
     /// Cut the folders worth it into parts (largest first stays the caller's order); the
-    /// rest as they are. `main` answers the one UID SEARCH per split folder.
+    /// rest as they are. `main` lists the UIDs of a split folder (`UID FETCH n:* (UID)`).
     pub(super) fn split_folders(&self, tasks: Vec<Task>, main: &mut Option<Pair>) -> Vec<Task> {
         let jobs = self.opts.jobs.max(1);
         let size = parts::part_size(tasks.iter().map(|t| t.messages).sum(), jobs);
@@ -33,7 +33,7 @@ impl Engine {
 
     fn split(&self, t: Task, found: Vec<u32>, size: usize, main: &mut Option<Pair>) -> Vec<Task> {
         let (settled, pending) = t.resume_parts.clone();
-        // The scan's UID SEARCH, else one now.
+        // The UIDs the scan listed, else a listing now.
         let uids = if found.is_empty() {
             self.pending_uids(&t, &settled, main)
         } else {
@@ -136,7 +136,7 @@ impl Engine {
         out
     }
 
-    /// The folder's UIDs still to copy (one UID SEARCH on the main pair), without the
+    /// The folder's UIDs still to copy (one listing on the main pair), without the
     /// ranges an earlier run settled; `None` when there is no answer (the parts are then
     /// the recorded ranges and one for the rest).
     fn pending_uids(
@@ -207,22 +207,19 @@ impl Engine {
             .cloned()
             .collect();
         // What was settled ahead of the resume point is walked again by the next run: it is
-        // recorded then, not now (or it would be counted twice).
+        // counted then, not now (or it would be counted twice).
         let l = &prog.ledger;
         let failures: Vec<FailureReport> = (prog.failures.iter())
             .filter(|f| !l.ahead(f.uid))
             .cloned()
-            .collect();
-        let mapped: Vec<(u32, u32)> = (prog.mapped.iter())
-            .filter(|(s, _)| !l.ahead(*s))
-            .copied()
             .collect();
         let report = Report {
             next: l.next_uid(),
             tally: l.recorded(),
             failures: &failures,
             left: &left,
-            mapped: &mapped,
+            // Every copy, ahead or not: the other parts must not take it for a twin.
+            mapped: &prog.mapped,
             in_flight: !prog.attempt_done,
             uid_validity: prog.uid_validity,
             dest_uid_validity: prog.dest_uid_validity,

@@ -13,7 +13,7 @@
 //! byte goes in a plain literal (a notice says so) and Dovecot's NUL-as-0x80 in `BODY[]` is
 //! not repaired from `BINARY[]`; the proof reads such a copy back the same way, so it matches.
 
-use super::copy::Sent;
+use super::copy::{Sent, source_refused};
 use super::*;
 use crate::digest::Hasher;
 use crate::imap::{AppendStart, BodySink, StreamedAppend};
@@ -101,11 +101,8 @@ impl Engine {
                 Err(e) if pipe.dst_broke => return Err(e).on(Side::Destination),
                 // A NO that is not about the server's state (such as [UNAVAILABLE]) is about
                 // this message; nothing reached the destination.
-                Err(e)
-                    if e.kind == Kind::No
-                        && !e.is_recoverable()
-                        && matches!(pipe.state, PipeState::Idle) =>
-                {
+                // (Nor the bandwidth cap, which ends the run.)
+                Err(e) if source_refused(&e) && matches!(pipe.state, PipeState::Idle) => {
                     let why = format!("the source would not give it: {}", e.message);
                     self.fail_streamed(task, prog, &s, why);
                     return Ok(None);
