@@ -635,15 +635,7 @@ impl Engine {
                     Some(AppendOutcome::Stored(uid)) => {
                         self.stored(prog, &s, uid, uid);
                         if flags.len() < all.len() {
-                            self.emit(Event::Warning {
-                                message: format!(
-                                    "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
-                                    task.map.source,
-                                    s.uid,
-                                    s.keywords.join(" ")
-                                ),
-                                folder: Some(task.map.source.clone()),
-                            });
+                            self.keywords_lost(task, &s, &reason);
                         }
                         stored = true;
                         break;
@@ -852,6 +844,21 @@ fn closed_by_server(e: &ImapError) -> bool {
 /// The source answered NO about these messages; not "not now" (`[UNAVAILABLE]`,
 /// `[THROTTLED]` …: retried) nor its bandwidth cap (the run stops), which say nothing
 /// about them.
+impl Engine {
+    /// A message was stored without the keywords the destination refused.
+    pub(super) fn keywords_lost(&self, task: &Task, s: &Sent, reason: &str) {
+        self.emit(Event::Warning {
+            message: format!(
+                "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
+                task.map.source,
+                s.uid,
+                s.keywords.join(" ")
+            ),
+            folder: Some(task.map.source.clone()),
+        });
+    }
+}
+
 pub(super) fn source_refused(e: &ImapError) -> bool {
     e.kind == Kind::No
         && !matches!(

@@ -51,6 +51,26 @@ impl Tally {
     }
 }
 
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.copied += o.copied;
+        self.skipped += o.skipped;
+        self.failed += o.failed;
+        self.bytes += o.bytes;
+        self.present += o.present;
+    }
+}
+
+impl std::ops::SubAssign for Tally {
+    fn sub_assign(&mut self, o: Tally) {
+        self.copied -= o.copied;
+        self.skipped -= o.skipped;
+        self.failed -= o.failed;
+        self.bytes -= o.bytes;
+        self.present -= o.present;
+    }
+}
+
 impl Ledger {
     /// A folder continued from `start_uid`, with earlier failures to try again.
     pub(crate) fn new(start_uid: u32, retry: &[u32]) -> Ledger {
@@ -129,12 +149,8 @@ impl Ledger {
     /// which the next run walks again (and would count a second time).
     pub(crate) fn recorded(&self) -> Tally {
         let mut t = self.tally;
-        for b in self.settled.range(self.next_uid()..).map(|(_, b)| b.added) {
-            t.copied -= b.copied;
-            t.skipped -= b.skipped;
-            t.failed -= b.failed;
-            t.bytes -= b.bytes;
-            t.present -= b.present;
+        for (_, b) in self.settled.range(self.next_uid()..) {
+            t -= b.added;
         }
         t
     }
@@ -150,11 +166,7 @@ impl Ledger {
             | self.retry.remove(&uid)
             | (uid > self.walked && !self.settled.contains_key(&uid));
         if new {
-            self.tally.copied += added.copied;
-            self.tally.skipped += added.skipped;
-            self.tally.failed += added.failed;
-            self.tally.bytes += added.bytes;
-            self.tally.present += added.present;
+            self.tally += added;
             // A part's retries above its range are never walked: nothing to remember, and
             // they would stay ahead of its resume point (and out of every checkpoint).
             if uid >= self.floor && self.cap.is_none_or(|c| uid <= c) {

@@ -615,18 +615,7 @@ impl Engine {
         if self.opts.dry_run {
             // Report the plan; nothing is created or copied.
             for t in &tasks {
-                reports.push(FolderReport {
-                    folder: t.map.source.clone(),
-                    destination: t.map.dest.clone(),
-                    status: FolderStatus::Pending,
-                    messages: t.messages,
-                    copied: 0,
-                    skipped: 0,
-                    failed: 0,
-                    bytes: t.bytes,
-                    deleted_on_source: 0,
-                    altered: 0,
-                });
+                reports.push(pending(&t.map, t.messages, t.bytes));
             }
             return Ok((Vec::new(), reports));
         }
@@ -823,21 +812,7 @@ impl Engine {
                 results.extend(self.part_skipped(&t));
                 continue;
             }
-            results.push((
-                FolderReport {
-                    folder: t.map.source.clone(),
-                    destination: t.map.dest.clone(),
-                    status: FolderStatus::Pending,
-                    messages: t.messages,
-                    copied: 0,
-                    skipped: 0,
-                    failed: 0,
-                    bytes: 0,
-                    deleted_on_source: 0,
-                    altered: 0,
-                },
-                Vec::new(),
-            ));
+            results.push((pending(&t.map, t.messages, 0), Vec::new()));
         }
         Ok(results)
     }
@@ -1168,6 +1143,22 @@ impl Engine {
             host: self.server(side).endpoint.host.clone(),
             reason: Some(err.message.clone()),
         });
+    }
+}
+
+/// The report of a folder not started: `bytes` planned (dry run) or 0.
+fn pending(m: &Mapping, messages: u64, bytes: u64) -> FolderReport {
+    FolderReport {
+        folder: m.source.clone(),
+        destination: m.dest.clone(),
+        status: FolderStatus::Pending,
+        messages,
+        copied: 0,
+        skipped: 0,
+        failed: 0,
+        bytes,
+        deleted_on_source: 0,
+        altered: 0,
     }
 }
 

@@ -398,11 +398,7 @@ impl Inner {
         };
         let mut contiguous = true;
         for p in &self.parts {
-            s.tally.copied += p.tally.copied;
-            s.tally.skipped += p.tally.skipped;
-            s.tally.failed += p.tally.failed;
-            s.tally.bytes += p.tally.bytes;
-            s.tally.present += p.tally.present;
+            s.tally += p.tally;
             s.failures.extend(p.failures.iter().cloned());
             s.mapped.extend(p.mapped.iter().copied());
             s.left.extend(p.left.iter().cloned());

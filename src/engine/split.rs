@@ -281,18 +281,7 @@ impl Engine {
             return Some(self.folder_ended(task, &part.folder, sum, None));
         }
         Some((
-            FolderReport {
-                folder: task.map.source.clone(),
-                destination: task.map.dest.clone(),
-                status: FolderStatus::Pending,
-                messages: part.folder.messages,
-                copied: 0,
-                skipped: 0,
-                failed: 0,
-                bytes: 0,
-                deleted_on_source: 0,
-                altered: 0,
-            },
+            super::pending(&task.map, part.folder.messages, 0),
             Vec::new(),
         ))
     }

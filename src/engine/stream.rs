@@ -143,15 +143,7 @@ impl Engine {
                     (s.size, s.hash) = (bytes, hash);
                     self.stored(prog, &s, uid, uid);
                     if flags.len() < all.len() {
-                        self.emit(Event::Warning {
-                            message: format!(
-                                "{} UID {}: copied without its keywords {} (the destination refused them: {reason})",
-                                task.map.source,
-                                s.uid,
-                                s.keywords.join(" ")
-                            ),
-                            folder: Some(task.map.source.clone()),
-                        });
+                        self.keywords_lost(task, &s, &reason);
                     }
                     self.progress(task, prog);
                     self.checkpoint(task, prog, FolderStatus::Interrupted);
