@@ -565,18 +565,31 @@ impl Session {
 
     /// CREATE; a folder that already exists is success.
     pub fn create(&mut self, name: impl AsRef<[u8]>) -> Result<(), ImapError> {
-        match self.run(Command::new("CREATE").astring(name.as_ref()), None, |_| {}) {
-            Ok(_) => Ok(()),
-            Err(e) if e.code == Some(Code::AlreadyExists) => Ok(()),
-            // Servers without RFC 5530 codes say it in words.
-            Err(e)
-                if e.code.is_none()
-                    && e.message.to_ascii_lowercase().contains("already exists") =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        created(
+            self.run(Command::new("CREATE").astring(name.as_ref()), None, |_| {})
+                .map(|_| ()),
+        )
+    }
+
+    /// CREATE each of `names` in one round trip: each one's outcome as [`Session::create`]'s.
+    pub fn create_all(&mut self, names: &[&[u8]]) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+        let cmds = names
+            .iter()
+            .map(|n| Command::new("CREATE").astring(n))
+            .collect();
+        Ok(self.run_all(cmds)?.into_iter().map(created).collect())
+    }
+
+    /// SUBSCRIBE each of `names` in one round trip.
+    pub fn subscribe_all(
+        &mut self,
+        names: &[&[u8]],
+    ) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+        let cmds = names
+            .iter()
+            .map(|n| Command::new("SUBSCRIBE").astring(n))
+            .collect();
+        self.run_all(cmds)
     }
 
     pub fn subscribe(&mut self, name: impl AsRef<[u8]>) -> Result<(), ImapError> {
@@ -761,6 +774,18 @@ impl Session {
             Err(e) if matches!(e.kind, super::Kind::No | super::Kind::Bad) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A CREATE's answer: a folder that exists already is as good as created.
+fn created(r: Result<(), ImapError>) -> Result<(), ImapError> {
+    match r {
+        Err(e) if e.code == Some(Code::AlreadyExists) => Ok(()),
+        // Servers without RFC 5530 codes say it in words.
+        Err(e) if e.code.is_none() && e.message.to_ascii_lowercase().contains("already exists") => {
+            Ok(())
+        }
+        r => r,
     }
 }
 

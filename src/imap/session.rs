@@ -297,6 +297,35 @@ impl Session {
             .ok_or_else(|| ImapError::new(Kind::Protocol, "answer lost"))
     }
 
+    /// Send every command at once, then read their answers: one round trip for commands
+    /// that do not depend on each other's outcome. The outer error is the session's; each
+    /// inner one is that command's NO or BAD.
+    pub(super) fn run_all(
+        &mut self,
+        cmds: Vec<Command<'_>>,
+    ) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+        let mut out = Vec::new();
+        let mut done = Done::new();
+        let mut tags = Vec::with_capacity(cmds.len());
+        for cmd in cmds {
+            let tag = self.tag();
+            self.send(&tag, cmd, &mut out, &mut done, &mut |_| {})?;
+            tags.push(tag);
+        }
+        self.write(&out)?;
+        self.flush()?;
+        let mut answers = Vec::with_capacity(tags.len());
+        for tag in &tags {
+            self.read_until(tag, None, &mut done, &mut |_| {})?;
+            answers.push(match done.remove(tag) {
+                Some(r) if r.status == Status::Ok => Ok(()),
+                Some(r) => Err(ImapError::from_status(&r, &self.addr)),
+                None => Err(ImapError::new(Kind::Protocol, "answer lost")),
+            });
+        }
+        Ok(answers)
+    }
+
     /// Read responses until the one tagged `tag`; other tags' answers go into `done`.
     pub(super) fn read_until(
         &mut self,
