@@ -144,7 +144,9 @@ pub struct FolderState {
     pub modseq: Option<u64>,
     /// Unix time of a checkpoint written while APPENDs may have been in flight (the run
     /// stopped mid-folder). A server may still store a batch whose client died, a moment
-    /// later: the next run waits for that before it looks at the destination folder.
+    /// later: the next run waits for that before it looks at the destination folder. Only
+    /// its presence decides (the wait counts from the next run's start); the time is kept
+    /// for people reading the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_at: Option<i64>,
     /// A folder copied in parts (ranges of source UIDs on several connections): each part

@@ -8,24 +8,11 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use fake::{Fake, FakeFolder, Rule, Script};
+use fake::{Fake, FakeFolder, Rule, Script, assert_each_once, folder};
 use serde_json::Value;
 use support::{Dovecot, btsx, json_lines, summary};
 
 const USER: &str = "alice";
-
-fn message(n: usize) -> Vec<u8> {
-    format!(
-        "Message-ID: <{n}@fake.test>\r\nSubject: message {n}\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n\r\nbody {n}\r\n"
-    )
-    .into_bytes()
-}
-
-fn folder(name: &[u8], first: usize, count: usize) -> FakeFolder {
-    let bodies: Vec<Vec<u8>> = (first..first + count).map(message).collect();
-    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-    FakeFolder::new(name, &refs)
-}
 
 /// btsx migrate from one fake to another (both plain IMAP on loopback).
 fn migrate_fakes(src: &Fake, dst: &Fake, state: &Path, extra: &[&str]) -> Output {
@@ -285,11 +272,7 @@ fn trycreate_creates_the_folder_and_stores_every_message_once() {
             .any(|c| c.starts_with("CREATE INBOX")),
         "CREATE after [TRYCREATE]: {sent:?}"
     );
-    let got = dst.folder(b"INBOX").expect("inbox").messages;
-    assert_eq!(got.len(), 3, "{ctx}");
-    let mut bodies: Vec<Vec<u8>> = got.into_iter().map(|m| m.body).collect();
-    bodies.sort();
-    assert_eq!(bodies, (1..4).map(message).collect::<Vec<_>>());
+    assert_each_once(&dst, b"INBOX", 1, 3, &ctx);
 }
 
 #[test]
@@ -317,13 +300,7 @@ fn unavailable_mid_copy_is_retried_without_loss_or_duplicates() {
         summary(&ev)["reconnects_destination"].as_u64().unwrap_or(0) >= 1,
         "{ctx}"
     );
-    let got = dst.folder(b"INBOX").expect("inbox").messages;
-    let mut bodies: Vec<Vec<u8>> = got.into_iter().map(|m| m.body).collect();
-    bodies.sort();
-    let mut want: Vec<Vec<u8>> = (1..251).map(message).collect();
-    want.sort();
-    assert_eq!(bodies.len(), 250, "{ctx}");
-    assert_eq!(bodies, want);
+    assert_each_once(&dst, b"INBOX", 1, 250, &ctx);
 }
 
 #[test]

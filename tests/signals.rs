@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use fake::{Fake, FakeFolder, Rule, Script};
+use fake::{Fake, FakeFolder, Rule, Script, assert_each_once, folder};
 use serde_json::Value;
 use support::{
     Dovecot, Others, ServerOpts, assert_same_mail, btsx, folder_map, json_lines, summary,
@@ -104,19 +104,6 @@ fn limited_destination(limit: u32) -> (Vec<Value>, String) {
     (reduced.into_iter().cloned().collect(), ctx)
 }
 
-fn message(n: usize) -> Vec<u8> {
-    format!(
-        "Message-ID: <{n}@fake.test>\r\nSubject: message {n}\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n\r\nbody {n}\r\n"
-    )
-    .into_bytes()
-}
-
-fn folder(name: &[u8], first: usize, count: usize) -> FakeFolder {
-    let bodies: Vec<Vec<u8>> = (first..first + count).map(message).collect();
-    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-    FakeFolder::new(name, &refs)
-}
-
 /// Two source folders of 250 messages each (two batches apiece).
 fn two_folders() -> Vec<FakeFolder> {
     vec![folder(b"INBOX", 1, 250), folder(b"Archive", 1001, 250)]
@@ -137,19 +124,6 @@ fn migrate_fakes(src: &Fake, dst: &Fake, dir: &Path, extra: &[&str]) -> Output {
         .env("XDG_STATE_HOME", dir)
         .output()
         .expect("run btsx")
-}
-
-/// Each source message is in its destination folder exactly once.
-fn assert_each_once(dst: &Fake, name: &[u8], first: usize, count: usize, ctx: &str) {
-    let mut got: Vec<Vec<u8>> = dst
-        .folder(name)
-        .map(|f| f.messages.into_iter().map(|m| m.body).collect())
-        .unwrap_or_default();
-    got.sort();
-    let mut want: Vec<Vec<u8>> = (first..first + count).map(message).collect();
-    want.sort();
-    assert_eq!(got.len(), count, "{}\n{ctx}", String::from_utf8_lossy(name));
-    assert_eq!(got, want, "{}", String::from_utf8_lossy(name));
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use fake::{Fake, FakeFolder, Rule as FakeRule, Script};
+use fake::{Fake, Rule as FakeRule, Script, assert_each_once, folder};
 use proxy::{Dir, Proxy, Rule};
 use serde_json::Value;
 use support::{
@@ -322,26 +322,13 @@ fn a_giant_message_streams_into_cyrus_and_back_out() {
 // Against the scripted fake server (tests/support/fake.rs), every message streamed
 // (`BTSX_STREAM_ABOVE=0`): answers a real server will not give on demand.
 
-fn fake_message(n: usize) -> Vec<u8> {
-    format!(
-        "Message-ID: <{n}@fake.test>\r\nSubject: message {n}\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n\r\nbody {n}\r\n"
-    )
-    .into_bytes()
-}
-
-fn fake_folder(name: &[u8], first: usize, count: usize) -> FakeFolder {
-    let bodies: Vec<Vec<u8>> = (first..first + count).map(fake_message).collect();
-    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-    FakeFolder::new(name, &refs)
-}
-
 #[test]
 fn streamed_appends_meet_trycreate_unavailable_and_a_source_no() {
-    let mut broken = fake_folder(b"Broken", 9, 1);
+    let mut broken = folder(b"Broken", 9, 1);
     broken.messages[0].uid = 7;
     broken.uid_next = 8;
     let src = Fake::start(Script {
-        folders: vec![fake_folder(b"INBOX", 1, 3), broken],
+        folders: vec![folder(b"INBOX", 1, 3), broken],
         rules: vec![FakeRule::always(
             r"^UID FETCH 7 \(UID BODY\.PEEK\[\]\)",
             "{tag} NO Message is unavailable\r\n",
@@ -350,10 +337,7 @@ fn streamed_appends_meet_trycreate_unavailable_and_a_source_no() {
     });
     // The first APPEND meets [TRYCREATE], the third [UNAVAILABLE].
     let dst = Fake::start(Script {
-        folders: vec![
-            fake_folder(b"INBOX", 100, 0),
-            fake_folder(b"Broken", 100, 0),
-        ],
+        folders: vec![folder(b"INBOX", 100, 0), folder(b"Broken", 100, 0)],
         rules: vec![
             FakeRule::once("^APPEND", "{tag} NO [TRYCREATE] Mailbox doesn't exist\r\n"),
             FakeRule::once_after(1, "^APPEND", "{tag} NO [UNAVAILABLE] Backend busy\r\n"),
@@ -412,27 +396,19 @@ fn streamed_appends_meet_trycreate_unavailable_and_a_source_no() {
             )),
         "{c}"
     );
-    let mut bodies: Vec<Vec<u8>> = dst
-        .folder(b"INBOX")
-        .expect("inbox")
-        .messages
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
-    bodies.sort();
-    assert_eq!(bodies, (1..4).map(fake_message).collect::<Vec<_>>(), "{c}");
+    assert_each_once(&dst, b"INBOX", 1, 3, &c);
 }
 
 #[test]
 fn a_streamed_message_whose_keywords_are_refused_is_streamed_again_without_them() {
-    let mut inbox = fake_folder(b"INBOX", 1, 2);
+    let mut inbox = folder(b"INBOX", 1, 2);
     inbox.messages[1].flags = "\\Seen $Label1".into();
     let src = Fake::start(Script {
         folders: vec![inbox],
         ..Default::default()
     });
     let dst = Fake::start(Script {
-        folders: vec![fake_folder(b"INBOX", 100, 0)],
+        folders: vec![folder(b"INBOX", 100, 0)],
         rules: vec![FakeRule::always(
             r"^APPEND INBOX \([^)]*\$Label1",
             "{tag} NO Invalid keyword\r\n",
@@ -472,11 +448,7 @@ fn a_streamed_message_whose_keywords_are_refused_is_streamed_again_without_them(
                 .is_some_and(|m| m.contains("copied without its keywords $Label1"))),
         "{c}"
     );
-    let got = dst.folder(b"INBOX").expect("inbox").messages;
-    assert_eq!(got.len(), 2, "{c}");
-    let mut bodies: Vec<Vec<u8>> = got.into_iter().map(|m| m.body).collect();
-    bodies.sort();
-    assert_eq!(bodies, (1..3).map(fake_message).collect::<Vec<_>>(), "{c}");
+    assert_each_once(&dst, b"INBOX", 1, 2, &c);
     // The second message was read from the source twice: once per APPEND.
     let fetches = src
         .commands()

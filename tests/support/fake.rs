@@ -15,6 +15,34 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use regex::bytes::Regex;
 
+/// Fake message `n`: distinct headers and body, a fixed date.
+pub fn message(n: usize) -> Vec<u8> {
+    format!(
+        "Message-ID: <{n}@fake.test>\r\nSubject: message {n}\r\nDate: Thu, 1 Feb 2024 10:00:00 +0000\r\n\r\nbody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A folder holding messages `first..first + count` (see [`message`]).
+pub fn folder(name: &[u8], first: usize, count: usize) -> FakeFolder {
+    let bodies: Vec<Vec<u8>> = (first..first + count).map(message).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    FakeFolder::new(name, &refs)
+}
+
+/// Messages `first..first + count` are in `dst`'s folder `name`, each exactly once.
+pub fn assert_each_once(dst: &Fake, name: &[u8], first: usize, count: usize, ctx: &str) {
+    let mut got: Vec<Vec<u8>> = dst
+        .folder(name)
+        .map(|f| f.messages.into_iter().map(|m| m.body).collect())
+        .unwrap_or_default();
+    got.sort();
+    let mut want: Vec<Vec<u8>> = (first..first + count).map(message).collect();
+    want.sort();
+    assert_eq!(got.len(), count, "{}\n{ctx}", String::from_utf8_lossy(name));
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(name));
+}
+
 /// One message in a fake folder.
 #[derive(Clone, Debug)]
 pub struct FakeMessage {
