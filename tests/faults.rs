@@ -633,11 +633,12 @@ fn cuts_every_one_to_three_megabytes_copy_what_fits_and_fail_what_cannot_pass() 
     );
 
     // Source: FETCH answers; destination: APPENDs. Each connection is cut once it carried
-    // 1–3 MB that way: 2–3 MB on the source, 1–2 MB on the destination (a source cut
-    // reconnects both, so a destination connection must be cut first to be cut at all).
-    let psrc =
-        Proxy::cut_each_connection(src.imaps_port, &[Dir::ServerToClient], 2 * MB, 3 * MB, 7);
-    let pdst = Proxy::cut_each_connection(dst.imaps_port, &[Dir::ClientToServer], MB, 2 * MB, 8);
+    // 1–3 MB that way, a new amount per connection on each side. A cut on one side
+    // reconnects both, so whichever side's amount is lower is cut; with a message larger
+    // than a batch streamed (source and destination in step) disjoint ranges would leave
+    // the side with the higher range almost never cut.
+    let psrc = Proxy::cut_each_connection(src.imaps_port, &[Dir::ServerToClient], MB, 3 * MB, 7);
+    let pdst = Proxy::cut_each_connection(dst.imaps_port, &[Dir::ClientToServer], MB, 3 * MB, 8);
     let state = tempfile::tempdir().expect("state dir");
     let out = migrate(
         &Side::via(&src, &psrc),
